@@ -1,0 +1,110 @@
+"""``conv2d``, ``unfold`` and ``fold`` with torch's semantics and a choice of backend.
+
+Each function validates its arguments (``cifarconv.args``), brings the call into the
+op layer's convention (4-D input, symmetric explicit padding) and runs the chosen
+backend's op.  ``backend="torch"`` calls torch's own functions as the reference.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .args import IntOrPair, check_blocks, check_floating, conv2d_args, fold_args, pair
+from .registry import resolve
+
+
+def _autocast(*tensors):
+    """Cast like torch's autocast does for conv: floating tensors but float64 go to the autocast dtype."""
+    device = tensors[0].device.type
+    if device not in ("cuda", "cpu") or not torch.is_autocast_enabled(device):
+        return tensors
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(
+        t.to(dtype) if t is not None and t.is_floating_point() and t.dtype != torch.float64 else t for t in tensors
+    )
+
+
+def conv2d(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair | str = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """2-D convolution with exactly the semantics of ``torch.nn.functional.conv2d``."""
+    input, weight, bias = _autocast(input, weight, bias)
+    a = conv2d_args(input, weight, bias, stride, padding, dilation, groups)
+    x = input.unsqueeze(0) if a.unbatched else input
+    if a.extra_padding != (0, 0):  # padding="same" with an even dilated kernel: one more at bottom/right
+        x = F.pad(x, (0, a.extra_padding[1], 0, a.extra_padding[0]))
+    ops = resolve(backend, x.device)
+    if ops is None:
+        y = F.conv2d(x, weight, bias, a.stride, a.padding, a.dilation, a.groups)
+    else:
+        y = ops.conv2d(x, weight, bias, a.stride, a.padding, a.dilation, a.groups)
+    return y.squeeze(0) if a.unbatched else y
+
+
+def unfold(
+    input: torch.Tensor,
+    kernel_size: IntOrPair,
+    dilation: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    stride: IntOrPair = 1,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """im2col: (N, C, H, W) -> (N, C*kH*kW, L), like ``torch.nn.functional.unfold``."""
+    if input.dim() not in (3, 4):
+        raise ValueError(f"unfold: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
+    check_floating(input, "unfold: input")
+    a = fold_args(kernel_size, dilation, padding, stride, "unfold")
+    check_blocks(input.shape[-2:], a, "unfold")
+    x = input.unsqueeze(0) if input.dim() == 3 else input
+    ops = resolve(backend, x.device)
+    if ops is None:
+        cols = F.unfold(x, a.kernel_size, a.dilation, a.padding, a.stride)
+    else:
+        cols = ops.im2col(x, a.kernel_size, a.dilation, a.padding, a.stride)
+    return cols.squeeze(0) if input.dim() == 3 else cols
+
+
+def fold(
+    input: torch.Tensor,
+    output_size: IntOrPair,
+    kernel_size: IntOrPair,
+    dilation: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    stride: IntOrPair = 1,
+    *,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """col2im: (N, C*kH*kW, L) -> (N, C, H, W), summing overlaps, like ``torch.nn.functional.fold``."""
+    if input.dim() not in (2, 3):
+        raise ValueError(f"fold: expected a 2-D or 3-D input, got shape {tuple(input.shape)}")
+    check_floating(input, "fold: input")
+    a = fold_args(kernel_size, dilation, padding, stride, "fold")
+    size = pair(output_size, "fold: output_size")
+    blocks = check_blocks(size, a, "fold")
+    window = a.kernel_size[0] * a.kernel_size[1]
+    if input.shape[-2] % window != 0:
+        raise ValueError(
+            f"fold: input dimension -2 ({input.shape[-2]}) must be divisible by kernel_size product {window}"
+        )
+    if input.shape[-1] != blocks[0] * blocks[1]:
+        raise ValueError(
+            f"fold: input has {input.shape[-1]} blocks but output_size={tuple(size)} with these window "
+            f"arguments gives {blocks[0]} x {blocks[1]} = {blocks[0] * blocks[1]}"
+        )
+    cols = input.unsqueeze(0) if input.dim() == 2 else input
+    ops = resolve(backend, cols.device)
+    if ops is None:
+        x = F.fold(cols, size, a.kernel_size, a.dilation, a.padding, a.stride)
+    else:
+        x = ops.col2im(cols, size, a.kernel_size, a.dilation, a.padding, a.stride)
+    return x.squeeze(0) if input.dim() == 2 else x

@@ -1,0 +1,35 @@
+"""The five ops every cifarconv backend implements, and their schemas.
+
+A backend is an *op family*: ``cifarconv::<prefix>_<op>`` for each op below.  All
+families share these schemas, the fake kernels in `meta.py` and the autograd
+formulas in `autograd.py`; a backend only brings kernels.
+
+Conventions (the functional layer in ``cifarconv.functional`` establishes them):
+  * conv ops take 4-D (N, C, H, W) tensors and symmetric, explicit int pairs;
+  * ``im2col`` takes (N, C, H, W) and returns columns (N, C*kH*kW, L), channel-major
+    like ``F.unfold``; ``col2im`` is its adjoint (sums overlapping windows) like ``F.fold``;
+  * ``conv2d_grad_weight`` returns (grad_weight, grad_bias); grad_bias is an empty
+    tensor when ``bias`` is false.
+"""
+
+NAMESPACE = "cifarconv"
+
+_PAIRS = "SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation, SymInt groups"
+_WINDOW = "SymInt[2] kernel_size, SymInt[2] dilation, SymInt[2] padding, SymInt[2] stride"
+
+SCHEMAS: dict[str, str] = {
+    "conv2d": f"(Tensor input, Tensor weight, Tensor? bias, {_PAIRS}) -> Tensor",
+    "conv2d_grad_input": f"(Tensor grad_output, Tensor weight, SymInt[2] input_size, {_PAIRS}) -> Tensor",
+    "conv2d_grad_weight": (
+        f"(Tensor grad_output, Tensor input, SymInt[2] kernel_size, {_PAIRS}, bool bias) -> (Tensor, Tensor)"
+    ),
+    "im2col": f"(Tensor input, {_WINDOW}) -> Tensor",
+    "col2im": f"(Tensor input, SymInt[2] output_size, {_WINDOW}) -> Tensor",
+}
+
+OP_NAMES = tuple(SCHEMAS)
+
+
+def qualname(prefix: str, op: str) -> str:
+    """``cifarconv::<prefix>_<op>``, the registered name of one op of one family."""
+    return f"{NAMESPACE}::{prefix}_{op}"

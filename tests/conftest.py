@@ -1,0 +1,63 @@
+"""Test parametrization: every cifarconv backend on every device it runs on here.
+
+A test that takes the ``backend`` and ``device`` arguments runs once per
+(backend, device) pair.  A pair that cannot run on this machine is skipped with the
+reason -- unless the backend is listed in ``CIFARCONV_REQUIRE_BACKENDS``
+(comma-separated; CI sets it), where it fails instead, so a missing build can
+never hide behind a skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+
+from cifarconv.registry import BACKENDS, unavailable_reason
+
+def _included(name: str) -> bool:
+    """Whether this version of cifarconv ships the backend's code (built or not)."""
+    return importlib.util.find_spec(f"cifarconv.backends.{BACKENDS[name].module}") is not None
+
+
+OWN_BACKENDS = [name for name in BACKENDS if name != "torch" and _included(name)]
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+REQUIRED = {name for name in os.environ.get("CIFARCONV_REQUIRE_BACKENDS", "").split(",") if name}
+
+
+def backend_device_pairs():
+    pairs = []
+    for name in OWN_BACKENDS:
+        for device in DEVICES:
+            runs_on = BACKENDS[name].devices
+            if runs_on is None or device in runs_on:
+                pairs.append(pytest.param(name, device, id=f"{name}-{device}"))
+    return pairs
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames and "device" in metafunc.fixturenames:
+        metafunc.parametrize(("backend", "device"), backend_device_pairs())
+    elif "device" in metafunc.fixturenames:
+        metafunc.parametrize("device", DEVICES)
+
+
+@pytest.fixture(autouse=True)
+def _skip_unavailable(request):
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or "backend" not in callspec.params:
+        return
+    name, device = callspec.params["backend"], callspec.params["device"]
+    reason = unavailable_reason(name, device)
+    if reason is not None:
+        if name in REQUIRED:
+            pytest.fail(f"backend {name!r} is required (CIFARCONV_REQUIRE_BACKENDS) but unavailable: {reason}")
+        pytest.skip(f"backend {name!r} on {device}: {reason}")
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = REQUIRED - set(OWN_BACKENDS)
+    if missing:
+        raise pytest.UsageError(f"CIFARCONV_REQUIRE_BACKENDS names backends this version lacks: {sorted(missing)}")

@@ -1,0 +1,37 @@
+"""Backend names, availability and the 'auto' choice."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import cifarconv
+from cifarconv import registry
+
+
+def test_every_name_is_known():
+    assert cifarconv.NAMES == ("torch", "custom", "cpp", "cuda", "triton", "auto")
+    for name in cifarconv.NAMES:
+        assert registry.check_name(name) == name
+
+
+def test_available_backends_on_cpu():
+    names = cifarconv.available_backends("cpu")
+    assert names[:2] == ["torch", "custom"] and "cuda" not in names
+    for name in names:
+        assert registry.unavailable_reason(name, "cpu") is None
+
+
+def test_unavailable_backends_say_why():
+    for name in cifarconv.BACKENDS:
+        if name not in cifarconv.available_backends("cpu"):
+            assert registry.unavailable_reason(name, "cpu")
+            with pytest.raises(RuntimeError, match=f"conv backend '{name}' cannot run on cpu tensors here: .+"):
+                cifarconv.conv2d(torch.randn(1, 1, 3, 3), torch.randn(1, 1, 1, 1), backend=name)
+
+
+def test_auto_picks_the_first_available_in_order(device):
+    family = registry.resolve("auto", torch.device(device))
+    expected = next(n for n in registry.AUTO_ORDER[device] if registry.unavailable_reason(n, device) is None)
+    assert family is registry.resolve(expected, torch.device(device))
+    assert family is not None  # auto never silently falls back to torch's own conv
