@@ -41,6 +41,8 @@ def check_at_least(values: tuple[int, int], minimum: int, name: str) -> None:
 
 
 def check_floating(t: torch.Tensor, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
 
@@ -72,8 +74,9 @@ def conv2d_args(
     groups: int,
 ) -> Conv2dArgs:
     """Validate a conv2d call exactly as `F.conv2d` would accept it."""
-    if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
-        raise TypeError("conv2d: input and weight must be tensors")
+    check_floating(input, "conv2d: input")
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"conv2d: weight must be a tensor, got {type(weight).__name__}")
     if input.dim() not in (3, 4):
         raise ValueError(
             f"conv2d: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got {input.dim()}-D "
@@ -83,7 +86,6 @@ def conv2d_args(
         raise ValueError(
             f"conv2d: expected a 4-D weight (C_out, C_in/groups, kH, kW), got shape {tuple(weight.shape)}"
         )
-    check_floating(input, "conv2d: input")
     if weight.dtype != input.dtype:
         raise TypeError(f"conv2d: input dtype {input.dtype} and weight dtype {weight.dtype} differ")
     if weight.device != input.device:

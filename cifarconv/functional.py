@@ -16,12 +16,13 @@ from .registry import resolve
 
 def _autocast(*tensors):
     """Cast like torch's autocast does for conv: floating tensors but float64 go to the autocast dtype."""
-    device = tensors[0].device.type
+    device = tensors[0].device.type if isinstance(tensors[0], torch.Tensor) else None
     if device not in ("cuda", "cpu") or not torch.is_autocast_enabled(device):
         return tensors
     dtype = torch.get_autocast_dtype(device)
     return tuple(
-        t.to(dtype) if t is not None and t.is_floating_point() and t.dtype != torch.float64 else t for t in tensors
+        t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64 else t
+        for t in tensors
     )
 
 
@@ -60,9 +61,9 @@ def unfold(
     backend: str = "auto",
 ) -> torch.Tensor:
     """im2col: (N, C, H, W) -> (N, C*kH*kW, L), like ``torch.nn.functional.unfold``."""
+    check_floating(input, "unfold: input")
     if input.dim() not in (3, 4):
         raise ValueError(f"unfold: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
-    check_floating(input, "unfold: input")
     a = fold_args(kernel_size, dilation, padding, stride, "unfold")
     check_blocks(input.shape[-2:], a, "unfold")
     x = input.unsqueeze(0) if input.dim() == 3 else input
@@ -85,9 +86,9 @@ def fold(
     backend: str = "auto",
 ) -> torch.Tensor:
     """col2im: (N, C*kH*kW, L) -> (N, C, H, W), summing overlaps, like ``torch.nn.functional.fold``."""
+    check_floating(input, "fold: input")
     if input.dim() not in (2, 3):
         raise ValueError(f"fold: expected a 2-D or 3-D input, got shape {tuple(input.shape)}")
-    check_floating(input, "fold: input")
     a = fold_args(kernel_size, dilation, padding, stride, "fold")
     size = pair(output_size, "fold: output_size")
     blocks = check_blocks(size, a, "fold")

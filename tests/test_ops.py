@@ -78,3 +78,23 @@ def test_torch_compile_functional_unfold_fold(backend, device):
 
     x = torch.randn(2, 3, 6, 5, device=device)
     torch.testing.assert_close(torch.compile(f, fullgraph=True)(x), f(x))
+
+
+def test_register_family_plugs_in_ops_defined_elsewhere():
+    """The path the C++ extension takes: ops defined outside Python's custom_op get fake + autograd."""
+    from cifarconv.backends import custom
+    from cifarconv.ops import SCHEMAS, qualname, register_family
+
+    lib = torch.library.Library("cifarconv", "FRAGMENT")  # stands in for a C++ TORCH_LIBRARY block
+    for op, schema in SCHEMAS.items():
+        lib.define(f"plugtest_{op}{schema}")
+        lib.impl(f"plugtest_{op}", getattr(custom, op), "CPU")
+    family = register_family("plugtest")
+    assert family.conv2d is torch.ops.cifarconv.plugtest_conv2d.default
+    assert family.qualname("im2col") == qualname("plugtest", "im2col") == "cifarconv::plugtest_im2col"
+    args = op_args("cpu", ((2, 1), (1, 2), (2, 1), 2), channels_last=True, bias=True)
+    for op in OP_NAMES:
+        torch.library.opcheck(getattr(family, op), args[op])
+    x, w, b = (t.double() for t in args["conv2d"][:3])
+    conv = lambda x, w, b: family.conv2d(x, w, b, *args["conv2d"][3:])  # noqa: E731
+    assert torch.autograd.gradgradcheck(conv, (x, w, b))
