@@ -1,6 +1,6 @@
 """Argument normalisation and validation shared by every backend.
 
-`F.conv2d` accepts ints or pairs, ``padding="same"|"valid"`` and unbatched input.
+torch's functional `conv2d` accepts ints or pairs, ``padding="same"|"valid"`` and unbatched input.
 The op layer below (``cifarconv.ops``) takes only explicit, checked pairs of ints,
 so every backend's kernels see one simple, symmetric convention.  This module turns
 user arguments into that convention and raises a clear exception for bad input.
@@ -73,7 +73,7 @@ def conv2d_args(
     dilation: IntOrPair,
     groups: int,
 ) -> Conv2dArgs:
-    """Validate a conv2d call exactly as `F.conv2d` would accept it."""
+    """Validate a conv2d call exactly as torch's functional `conv2d` would accept it."""
     check_floating(input, "conv2d: input")
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"conv2d: weight must be a tensor, got {type(weight).__name__}")

@@ -2,7 +2,7 @@
 
 Each function validates its arguments (``cifarconv.args``), brings the call into the
 op layer's convention (4-D input, symmetric explicit padding) and runs the chosen
-backend's op.  ``backend="torch"`` calls torch's own functions as the reference.
+backend's op.  ``backend="torch"`` runs torch's own functions, the reference.
 """
 
 from __future__ import annotations
@@ -37,17 +37,13 @@ def conv2d(
     *,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """2-D convolution with exactly the semantics of ``torch.nn.functional.conv2d``."""
+    """2-D convolution with exactly the semantics of torch's functional ``conv2d``."""
     input, weight, bias = _autocast(input, weight, bias)
     a = conv2d_args(input, weight, bias, stride, padding, dilation, groups)
     x = input.unsqueeze(0) if a.unbatched else input
     if a.extra_padding != (0, 0):  # padding="same" with an even dilated kernel: one more at bottom/right
         x = F.pad(x, (0, a.extra_padding[1], 0, a.extra_padding[0]))
-    ops = resolve(backend, x.device)
-    if ops is None:
-        y = F.conv2d(x, weight, bias, a.stride, a.padding, a.dilation, a.groups)
-    else:
-        y = ops.conv2d(x, weight, bias, a.stride, a.padding, a.dilation, a.groups)
+    y = resolve(backend, x.device).conv2d(x, weight, bias, a.stride, a.padding, a.dilation, a.groups)
     return y.squeeze(0) if a.unbatched else y
 
 
@@ -60,18 +56,14 @@ def unfold(
     *,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """im2col: (N, C, H, W) -> (N, C*kH*kW, L), like ``torch.nn.functional.unfold``."""
+    """im2col: (N, C, H, W) -> (N, C*kH*kW, L), like torch's functional ``unfold``."""
     check_floating(input, "unfold: input")
     if input.dim() not in (3, 4):
         raise ValueError(f"unfold: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
     a = fold_args(kernel_size, dilation, padding, stride, "unfold")
     check_blocks(input.shape[-2:], a, "unfold")
     x = input.unsqueeze(0) if input.dim() == 3 else input
-    ops = resolve(backend, x.device)
-    if ops is None:
-        cols = F.unfold(x, a.kernel_size, a.dilation, a.padding, a.stride)
-    else:
-        cols = ops.im2col(x, a.kernel_size, a.dilation, a.padding, a.stride)
+    cols = resolve(backend, x.device).im2col(x, a.kernel_size, a.dilation, a.padding, a.stride)
     return cols.squeeze(0) if input.dim() == 3 else cols
 
 
@@ -85,7 +77,7 @@ def fold(
     *,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """col2im: (N, C*kH*kW, L) -> (N, C, H, W), summing overlaps, like ``torch.nn.functional.fold``."""
+    """col2im: (N, C*kH*kW, L) -> (N, C, H, W), summing overlaps, like torch's functional ``fold``."""
     check_floating(input, "fold: input")
     if input.dim() not in (2, 3):
         raise ValueError(f"fold: expected a 2-D or 3-D input, got shape {tuple(input.shape)}")
@@ -103,9 +95,5 @@ def fold(
             f"arguments gives {blocks[0]} x {blocks[1]} = {blocks[0] * blocks[1]}"
         )
     cols = input.unsqueeze(0) if input.dim() == 2 else input
-    ops = resolve(backend, cols.device)
-    if ops is None:
-        x = F.fold(cols, size, a.kernel_size, a.dilation, a.padding, a.stride)
-    else:
-        x = ops.col2im(cols, size, a.kernel_size, a.dilation, a.padding, a.stride)
+    x = resolve(backend, cols.device).col2im(cols, size, a.kernel_size, a.dilation, a.padding, a.stride)
     return x.squeeze(0) if input.dim() == 2 else x

@@ -20,7 +20,7 @@ from .ops import OpFamily
 @dataclass(frozen=True)
 class Backend:
     name: str
-    module: str | None  # cifarconv.backends.<module>; None for torch's own conv
+    module: str  # cifarconv.backends.<module>
     devices: tuple[str, ...] | None  # device types it runs on; None: any
     summary: str
 
@@ -28,7 +28,7 @@ class Backend:
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
-        Backend("torch", None, None, "torch's own conv (cuDNN / oneDNN): the reference"),
+        Backend("torch", "torch_reference", None, "torch's own conv (cuDNN / oneDNN): the reference"),
         Backend("custom", "custom", None, "pure-Python im2col + matmul"),
         Backend("cpp", "extension", ("cpu",), "the C++ extension's kernels, CPU tensors"),
         Backend("cuda", "extension", ("cuda",), "the CUDA extension's kernels, CUDA tensors"),
@@ -67,14 +67,12 @@ def _load(module: str):
 
 def unavailable_reason(name: str, device: torch.device | str) -> str | None:
     """Why backend ``name`` cannot run tensors on ``device`` here, or None if it can."""
-    backend = BACKENDS[check_name(name)] if name != AUTO else None
-    if backend is None:
+    if check_name(name) == AUTO:
         return None
+    backend = BACKENDS[name]
     device = torch.device(device)
     if backend.devices is not None and device.type not in backend.devices:
         return f"it runs on {' and '.join(backend.devices)} tensors, not {device.type}"
-    if backend.module is None:
-        return None
     module = _load(backend.module)
     if isinstance(module, str):
         return module
@@ -86,18 +84,18 @@ def available_backends(device: torch.device | str = "cpu") -> list[str]:
     return [name for name in BACKENDS if unavailable_reason(name, device) is None]
 
 
-_resolved: dict[tuple[str, str], OpFamily | None] = {}
+_resolved: dict[tuple[str, str], OpFamily] = {}
 
 
-def resolve(name: str, device: torch.device) -> OpFamily | None:
-    """The op family that runs backend ``name`` on ``device`` (None means torch's own conv)."""
+def resolve(name: str, device: torch.device) -> OpFamily:
+    """The ops that run backend ``name`` on ``device`` (for ``torch``, torch's own functions)."""
     key = (name, device.type)
     if key not in _resolved:
         _resolved[key] = _resolve(name, torch.device(device.type))
     return _resolved[key]
 
 
-def _resolve(name: str, device: torch.device) -> OpFamily | None:
+def _resolve(name: str, device: torch.device) -> OpFamily:
     check_name(name)
     if name == AUTO:
         name = next(n for n in AUTO_ORDER.get(device.type, ("custom",)) if unavailable_reason(n, device) is None)
@@ -108,5 +106,4 @@ def _resolve(name: str, device: torch.device) -> OpFamily | None:
             f"conv backend {name!r} cannot run on {device.type} tensors here: {reason}. "
             f"Backends available for {device.type}: {others} (or 'auto')."
         )
-    module = BACKENDS[name].module
-    return None if module is None else _load(module).OPS
+    return _load(BACKENDS[name].module).OPS

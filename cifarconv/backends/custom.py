@@ -1,7 +1,7 @@
 """The ``custom`` backend: convolution as im2col + GEMM, in plain torch tensor ops.
 
-This is the readable reference for how a convolution becomes a matrix multiply.
-No torch convolution, ``F.unfold`` or ``F.fold`` runs here, forward or backward:
+Read it to see how a convolution becomes a matrix multiply.
+No torch convolution and none of torch's unfold or fold runs here, forward or backward:
 im2col is a strided view, col2im adds each kernel tap's slice back, and the GEMMs
 are ``torch.matmul``.  It runs on any device torch runs on.
 

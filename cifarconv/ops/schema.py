@@ -7,7 +7,7 @@ formulas in `autograd.py`; a backend only brings kernels.
 Conventions (the functional layer in ``cifarconv.functional`` establishes them):
   * conv ops take 4-D (N, C, H, W) tensors and symmetric, explicit int pairs;
   * ``im2col`` takes (N, C, H, W) and returns columns (N, C*kH*kW, L), channel-major
-    like ``F.unfold``; ``col2im`` is its adjoint (sums overlapping windows) like ``F.fold``;
+    like torch's unfold; ``col2im`` is its adjoint (sums overlapping windows) like torch's fold;
   * ``conv2d_grad_weight`` returns (grad_weight, grad_bias); grad_bias is an empty
     tensor when ``bias`` is false.
 """
