@@ -35,9 +35,6 @@ class OpFamily:
     def qualname(self, op: str) -> str:
         return qualname(self.prefix, op)
 
-    def ops(self) -> dict[str, torch._ops.OpOverload]:
-        return {op: getattr(self, op) for op in OP_NAMES}
-
 
 def _lookup(prefix: str) -> OpFamily:
     namespace = getattr(torch.ops, NAMESPACE)
