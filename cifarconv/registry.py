@@ -22,17 +22,16 @@ class Backend:
     name: str
     module: str  # cifarconv.backends.<module>
     devices: tuple[str, ...] | None  # device types it runs on; None: any
-    summary: str
 
 
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
-        Backend("torch", "torch_reference", None, "torch's own conv (cuDNN / oneDNN): the reference"),
-        Backend("custom", "custom", None, "pure-Python im2col + matmul"),
-        Backend("cpp", "extension", ("cpu",), "the C++ extension's kernels, CPU tensors"),
-        Backend("cuda", "extension", ("cuda",), "the CUDA extension's kernels, CUDA tensors"),
-        Backend("triton", "triton", ("cuda", "cpu"), "Triton kernels, CUDA tensors (CPU: TRITON_INTERPRET=1)"),
+        Backend("torch", "torch_reference", None),  # torch's own conv (cuDNN / oneDNN): the reference
+        Backend("custom", "custom", None),  # pure-Python im2col + matmul
+        Backend("cpp", "extension", ("cpu",)),  # the extension's C++ kernels
+        Backend("cuda", "extension", ("cuda",)),  # the extension's CUDA kernels
+        Backend("triton", "triton", ("cuda", "cpu")),  # Triton kernels; on CPU only under TRITON_INTERPRET=1
     )
 }
 AUTO = "auto"
@@ -96,8 +95,7 @@ def resolve(name: str, device: torch.device) -> OpFamily:
 
 
 def _resolve(name: str, device: torch.device) -> OpFamily:
-    check_name(name)
-    if name == AUTO:
+    if check_name(name) == AUTO:
         name = next(n for n in AUTO_ORDER.get(device.type, ("custom",)) if unavailable_reason(n, device) is None)
     reason = unavailable_reason(name, device)
     if reason is not None:
