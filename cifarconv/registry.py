@@ -71,7 +71,10 @@ def unavailable_reason(name: str, device: torch.device | str) -> str | None:
     backend = BACKENDS[name]
     device = torch.device(device)
     if backend.devices is not None and device.type not in backend.devices:
-        return f"it runs on {' and '.join(backend.devices)} tensors, not {device.type}"
+        # Another name for the same code on this device (cpp <-> cuda), if there is one.
+        instead = [b.name for b in BACKENDS.values() if b.module == backend.module and device.type in (b.devices or ())]
+        hint = f"; use backend {instead[0]!r} for {device.type} tensors" if instead else ""
+        return f"it runs on {' and '.join(backend.devices)} tensors, not {device.type}{hint}"
     module = _load(backend.module)
     if isinstance(module, str):
         return module

@@ -1,7 +1,8 @@
 """Test parametrization: every cifarconv backend on every device it runs on here.
 
 A test that takes the ``backend`` and ``device`` arguments runs once per
-(backend, device) pair.  A pair that cannot run on this machine is skipped with the
+(backend, device) pair; ``@pytest.mark.backends("cpp", "cuda")`` limits it to those
+backends.  A pair that cannot run on this machine is skipped with the
 reason -- unless the backend is listed in ``CIFARCONV_REQUIRE_BACKENDS``
 (comma-separated; CI sets it), where it fails instead, so a missing build can
 never hide behind a skip.
@@ -17,6 +18,7 @@ import torch
 
 from cifarconv.registry import BACKENDS, unavailable_reason
 
+
 def _included(name: str) -> bool:
     """Whether this version of cifarconv ships the backend's code (built or not)."""
     return importlib.util.find_spec(f"cifarconv.backends.{BACKENDS[name].module}") is not None
@@ -27,9 +29,9 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 REQUIRED = {name for name in os.environ.get("CIFARCONV_REQUIRE_BACKENDS", "").split(",") if name}
 
 
-def backend_device_pairs():
+def backend_device_pairs(names=None):
     pairs = []
-    for name in OWN_BACKENDS:
+    for name in OWN_BACKENDS if names is None else [n for n in OWN_BACKENDS if n in names]:
         for device in DEVICES:
             runs_on = BACKENDS[name].devices
             if runs_on is None or device in runs_on:
@@ -39,7 +41,8 @@ def backend_device_pairs():
 
 def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames and "device" in metafunc.fixturenames:
-        metafunc.parametrize(("backend", "device"), backend_device_pairs())
+        marker = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize(("backend", "device"), backend_device_pairs(marker.args if marker else None))
     elif "device" in metafunc.fixturenames:
         metafunc.parametrize("device", DEVICES)
 

@@ -9,6 +9,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 import cifarconv
+from cifarconv.registry import resolve
 
 # aten / cuDNN / oneDNN kernels that would mean torch did the convolution for us.
 BANNED = re.compile(r"conv|im2col|col2im|unfold|fold|cudnn|mkldnn|onednn", re.IGNORECASE)
@@ -33,7 +34,8 @@ def torch_kernels_run(backend, device):
         cols = cifarconv.unfold(x, 3, padding=1, backend=backend)
         cifarconv.fold(cols, (9, 9), 3, padding=1, backend=backend).sum().backward()
     names = {event.name for event in prof.events()}
-    assert any(name.startswith(f"cifarconv::{backend}") for name in names) or backend == "torch", names
+    prefix = resolve(backend, torch.device(device)).prefix  # the backend's ops are cifarconv::<prefix>_*
+    assert any(name.startswith(f"cifarconv::{prefix}_") for name in names) or backend == "torch", names
     return {name for name in names if "cifarconv" not in name}
 
 

@@ -35,3 +35,10 @@ def test_auto_picks_the_first_available_in_order(device):
     expected = next(n for n in registry.AUTO_ORDER[device] if registry.unavailable_reason(n, device) is None)
     assert family is registry.resolve(expected, torch.device(device))
     assert family.prefix != "torch"  # auto never silently falls back to torch's own conv
+
+
+def test_wrong_device_names_the_backend_to_use():
+    assert "use backend 'cuda' for cuda tensors" in registry.unavailable_reason("cpp", "cuda")
+    assert "use backend 'cpp' for cpu tensors" in registry.unavailable_reason("cuda", "cpu")
+    with pytest.raises(RuntimeError, match="conv backend 'cuda' cannot run on cpu tensors here: .*use backend 'cpp'"):
+        cifarconv.conv2d(torch.randn(1, 1, 3, 3), torch.randn(1, 1, 1, 1), backend="cuda")

@@ -1,0 +1,319 @@
+// Convolution as im2col + GEMM, for any device that brings im2col/col2im kernels.
+//
+// Shapes (G = groups, M = C_out / G, K = C_in / G * KH * KW, L = OH * OW, b images):
+//
+//   forward      y[g]    (M x bL) = W[g] (M x K)    @ cols[g] (K x bL)      (+ bias)
+//   grad input   dcols[g](K x bL) = W[g]^T (K x M)  @ dy[g] (M x bL),       dx = col2im(dcols)
+//   grad weight  dW[g]   (M x K)  = sum over chunks of dy[g] (M x bL) @ cols[g]^T (bL x K)
+//
+// cols holds a chunk of b images side by side (column_geometry.h), so one large GEMM
+// serves b images instead of one GEMM per image as in PyTorch's slow_conv2d.  b is as
+// many images as fit the workspace (CIFARCONV_WORKSPACE_MB), so memory stays bounded
+// whatever the batch.  A 1x1 kernel with stride 1 and no padding needs no im2col: the
+// image already is its column matrix.
+
+#include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+
+#include "columns.h"
+
+namespace cifarconv {
+namespace {
+
+using at::IntArrayRef;
+using at::Tensor;
+
+at::MemoryFormat activation_format(const Tensor& t) {
+  // The op layer's layout rule (cifarconv/ops/meta.py): strictly channels_last in, channels_last out.
+  const bool channels_last = t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous();
+  return channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+}
+
+bool is_nhwc(const Tensor& t) {
+  return t.permute({0, 2, 3, 1}).is_contiguous();
+}
+
+int64_t output_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
+  return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
+
+void check_window(const char* op, IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation) {
+  TORCH_CHECK(kernel.size() == 2 && stride.size() == 2 && padding.size() == 2 && dilation.size() == 2, op,
+              ": kernel_size, stride, padding and dilation must have 2 values each");
+  for (int d = 0; d < 2; ++d) {
+    TORCH_CHECK(kernel[d] > 0 && stride[d] > 0 && dilation[d] > 0, op,
+                ": kernel_size, stride and dilation must be positive, got kernel_size=", kernel, ", stride=", stride,
+                ", dilation=", dilation);
+    TORCH_CHECK(padding[d] >= 0, op, ": padding must be non-negative, got ", padding);
+  }
+}
+
+// The output (OH, OW) of a window over an (h, w) image; it must not be empty.
+std::pair<int64_t, int64_t> output_hw(const char* op, int64_t h, int64_t w, IntArrayRef kernel, IntArrayRef stride,
+                                      IntArrayRef padding, IntArrayRef dilation) {
+  const int64_t oh = output_size(h, kernel[0], stride[0], padding[0], dilation[0]);
+  const int64_t ow = output_size(w, kernel[1], stride[1], padding[1], dilation[1]);
+  TORCH_CHECK(oh > 0 && ow > 0, op, ": the (dilated) kernel ", kernel, " with dilation ", dilation,
+              " does not fit the padded input of size (", h, ", ", w, ") with padding ", padding);
+  return {oh, ow};
+}
+
+// Two 4-D tensors of one dtype on one device, and a positive group count.
+void check_pair(const char* op, const Tensor& a, const Tensor& b, int64_t groups) {
+  TORCH_CHECK(a.dim() == 4 && b.dim() == 4, op, ": expected 4-D tensors, got shapes ", a.sizes(), " and ",
+              b.sizes());
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), op, ": dtypes differ: ", a.scalar_type(), " and ",
+              b.scalar_type());
+  TORCH_CHECK(a.device() == b.device(), op, ": tensors are on different devices: ", a.device(), " and ",
+              b.device());
+  TORCH_CHECK(groups > 0, op, ": groups must be positive, got ", groups);
+}
+
+void check_conv(const char* op, const Tensor& activation, const Tensor& weight, int64_t groups) {
+  check_pair(op, activation, weight, groups);
+  TORCH_CHECK(weight.size(0) % groups == 0, op, ": groups=", groups, " does not divide the weight's ",
+              weight.size(0), " output channels");
+}
+
+ColumnGeometry geometry(const Tensor& image, IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding,
+                        IntArrayRef dilation, int64_t col_n, int64_t col_k) {
+  ColumnGeometry g;
+  g.n = image.size(0), g.c = image.size(1), g.h = image.size(2), g.w = image.size(3);
+  g.kh = kernel[0], g.kw = kernel[1];
+  g.sh = stride[0], g.sw = stride[1], g.ph = padding[0], g.pw = padding[1], g.dh = dilation[0], g.dw = dilation[1];
+  g.oh = output_size(g.h, g.kh, g.sh, g.ph, g.dh), g.ow = output_size(g.w, g.kw, g.sw, g.pw, g.dw);
+  g.img_n = image.stride(0), g.img_c = image.stride(1), g.img_h = image.stride(2), g.img_w = image.stride(3);
+  g.col_n = col_n, g.col_k = col_k;
+  return g;
+}
+
+// How many images one chunk holds: as many as fit the workspace, at least one.
+int64_t chunk_images(int64_t n, int64_t bytes_per_image, const at::Device& device) {
+  // CPU: about what the two cores' L2 caches hold, so each GEMM reads its columns from cache
+  // (measured: 1-4 MB run 2-3x faster than 128 MB).  GPU: large GEMMs, bounded memory.
+  double megabytes = device.is_cpu() ? 4.0 : 256.0;
+  if (const char* env = std::getenv("CIFARCONV_WORKSPACE_MB")) {
+    char* end = nullptr;
+    errno = 0;
+    megabytes = std::strtod(env, &end);
+    TORCH_CHECK(end != env && *end == '\0' && errno == 0 && megabytes >= 0, "CIFARCONV_WORKSPACE_MB must be a ",
+                "non-negative number of megabytes, got '", env, "'");
+  }
+  const double images = megabytes * 1048576.0 / static_cast<double>(std::max<int64_t>(bytes_per_image, 1));
+  return std::clamp<int64_t>(static_cast<int64_t>(std::min(images, 1e15)), 1, std::max<int64_t>(n, 1));
+}
+
+bool is_pointwise(IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding) {
+  return kernel[0] == 1 && kernel[1] == 1 && stride[0] == 1 && stride[1] == 1 && padding[0] == 0 && padding[1] == 0;
+}
+
+// A first-dimension slice of a flat workspace, viewed as a (rows x cols) matrix.
+Tensor matrix(const Tensor& workspace, int64_t rows, int64_t cols) {
+  return workspace.narrow(0, 0, rows * cols).view({rows, cols});
+}
+
+// dy for images [n0, n0 + b) as the (C_out x b L) GEMM operand: a view of dy when
+// that is one NCHW image, else a copy into the workspace.
+Tensor channel_rows(const Tensor& dy, int64_t n0, int64_t b, const Tensor& workspace) {
+  const int64_t c = dy.size(1), oh = dy.size(2), ow = dy.size(3);
+  if (b == 1 && dy[n0].is_contiguous()) return dy[n0].view({c, oh * ow});
+  Tensor rows = matrix(workspace, c, b * oh * ow);
+  rows.view({c, b, oh, ow}).copy_(dy.narrow(0, n0, b).transpose(0, 1));
+  return rows;
+}
+
+}  // namespace
+
+Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,
+              IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
+  const char* op = "cifarconv::ext_conv2d";
+  const c10::OptionalDeviceGuard guard(at::device_of(input));
+  check_conv(op, input, weight, groups);
+  const IntArrayRef kernel = weight.sizes().slice(2);
+  check_window(op, kernel, stride, padding, dilation);
+  const int64_t n = input.size(0), c_in = input.size(1), c_out = weight.size(0), G = groups;
+  TORCH_CHECK(c_in == weight.size(1) * G, op, ": input has ", c_in, " channels but weight ", weight.sizes(),
+              " with groups=", G, " expects ", weight.size(1) * G);
+  const bool has_bias = bias.has_value() && bias->defined();
+  TORCH_CHECK(!has_bias || (bias->dim() == 1 && bias->size(0) == c_out && bias->scalar_type() == input.scalar_type()),
+              op, ": bias must be a 1-D tensor of ", c_out, " values of the input's dtype");
+  const auto [oh, ow] = output_hw(op, input.size(2), input.size(3), kernel, stride, padding, dilation);
+  const int64_t L = oh * ow, M = c_out / G, K = c_in / G * kernel[0] * kernel[1];
+
+  Tensor out = at::empty({n, c_out, oh, ow}, input.options().memory_format(activation_format(input)));
+  if (n == 0) return out;
+  const Tensor w = weight.reshape({G, M, K});
+
+  if (G == 1 && is_pointwise(kernel, stride, padding)) {
+    if (is_nhwc(out) && is_nhwc(input)) {  // pixels are rows: y (nL x C_out) = x (nL x C_in) @ W^T
+      Tensor y = out.permute({0, 2, 3, 1}).view({n * L, c_out});
+      const Tensor x = input.permute({0, 2, 3, 1}).view({n * L, c_in});
+      has_bias ? at::addmm_out(y, *bias, x, w[0].t()) : at::mm_out(y, x, w[0].t());
+    } else {  // every image's (C_in x L) plane is its column matrix: one batched GEMM
+      Tensor y = out.view({n, c_out, L});
+      at::matmul_out(y, w[0], input.reshape({n, c_in, L}));
+      if (has_bias) y.add_(bias->view({1, c_out, 1}));
+    }
+    return out;
+  }
+
+  const int64_t B = chunk_images(n, (G * K + c_out) * L * input.element_size(), input.device());
+  const Tensor col_space = at::empty({G * K * B * L}, input.options());
+  const Tensor out_space = at::empty({c_out * B * L}, input.options());
+  for (int64_t n0 = 0; n0 < n; n0 += B) {
+    const int64_t b = std::min(B, n - n0);
+    const Tensor x = input.narrow(0, n0, b);
+    Tensor cols = matrix(col_space, G * K, b * L);
+    ops.im2col(x, cols, geometry(x, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
+    // One NCHW image is written in place; otherwise through the workspace, then transposed.
+    const bool in_place = b == 1 && out[n0].is_contiguous();
+    Tensor y = in_place ? out[n0].view({c_out, L}) : matrix(out_space, c_out, b * L);
+    for (int64_t g = 0; g < G; ++g) {
+      Tensor yg = y.narrow(0, g * M, M);
+      const Tensor cols_g = cols.narrow(0, g * K, K);
+      has_bias ? at::addmm_out(yg, bias->narrow(0, g * M, M).view({M, 1}), w[g], cols_g)
+               : at::mm_out(yg, w[g], cols_g);
+    }
+    if (!in_place) out.narrow(0, n0, b).transpose(0, 1).copy_(y.view({c_out, b, oh, ow}));
+  }
+  return out;
+}
+
+Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const Tensor& weight, IntArrayRef input_size,
+                         IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
+  const char* op = "cifarconv::ext_conv2d_grad_input";
+  const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
+  const Tensor& dy = grad_output;
+  check_conv(op, dy, weight, groups);
+  const IntArrayRef kernel = weight.sizes().slice(2);
+  check_window(op, kernel, stride, padding, dilation);
+  TORCH_CHECK(input_size.size() == 2, op, ": input_size must have 2 values");
+  const int64_t n = dy.size(0), c_out = weight.size(0), G = groups, c_in = weight.size(1) * G;
+  const auto [oh, ow] = output_hw(op, input_size[0], input_size[1], kernel, stride, padding, dilation);
+  TORCH_CHECK(dy.size(1) == c_out && dy.size(2) == oh && dy.size(3) == ow, op, ": grad_output has shape ",
+              dy.sizes(), " but this convolution's output is (", n, ", ", c_out, ", ", oh, ", ", ow, ")");
+  const int64_t L = oh * ow, M = c_out / G, K = c_in / G * kernel[0] * kernel[1];
+
+  Tensor dx = at::empty({n, c_in, input_size[0], input_size[1]}, dy.options().memory_format(activation_format(dy)));
+  if (n == 0) return dx;
+  const Tensor w = weight.reshape({G, M, K});
+
+  if (G == 1 && is_pointwise(kernel, stride, padding)) {
+    if (is_nhwc(dx) && is_nhwc(dy)) {  // dx (nL x C_in) = dy (nL x C_out) @ W
+      Tensor dx2 = dx.permute({0, 2, 3, 1}).view({n * L, c_in});
+      at::mm_out(dx2, dy.permute({0, 2, 3, 1}).view({n * L, c_out}), w[0]);
+    } else {
+      Tensor dx3 = dx.view({n, c_in, L});
+      at::matmul_out(dx3, w[0].t(), dy.reshape({n, c_out, L}));
+    }
+    return dx;
+  }
+
+  const int64_t B = chunk_images(n, (G * K + c_out) * L * dy.element_size(), dy.device());
+  const Tensor col_space = at::empty({G * K * B * L}, dy.options());
+  const Tensor dy_space = at::empty({c_out * B * L}, dy.options());
+  for (int64_t n0 = 0; n0 < n; n0 += B) {
+    const int64_t b = std::min(B, n - n0);
+    const Tensor dy_rows = channel_rows(dy, n0, b, dy_space);
+    Tensor dcols = matrix(col_space, G * K, b * L);
+    for (int64_t g = 0; g < G; ++g) {
+      Tensor dcols_g = dcols.narrow(0, g * K, K);
+      at::mm_out(dcols_g, w[g].t(), dy_rows.narrow(0, g * M, M));
+    }
+    Tensor dx_chunk = dx.narrow(0, n0, b);
+    ops.col2im(dcols, dx_chunk, geometry(dx_chunk, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
+  }
+  return dx;
+}
+
+std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor& grad_output, const Tensor& input,
+                                              IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding,
+                                              IntArrayRef dilation, int64_t groups, bool bias) {
+  const char* op = "cifarconv::ext_conv2d_grad_weight";
+  const c10::OptionalDeviceGuard guard(at::device_of(input));
+  const Tensor& dy = grad_output;
+  check_pair(op, input, dy, groups);
+  check_window(op, kernel, stride, padding, dilation);
+  const int64_t n = input.size(0), c_in = input.size(1), c_out = dy.size(1), G = groups;
+  TORCH_CHECK(c_in % G == 0 && c_out % G == 0, op, ": groups=", G, " must divide both ", c_in,
+              " input and ", c_out, " output channels");
+  const auto [oh, ow] = output_hw(op, input.size(2), input.size(3), kernel, stride, padding, dilation);
+  TORCH_CHECK(dy.size(0) == n && dy.size(2) == oh && dy.size(3) == ow, op, ": grad_output has shape ", dy.sizes(),
+              " but this convolution's output is (", n, ", ", c_out, ", ", oh, ", ", ow, ")");
+  const int64_t L = oh * ow, M = c_out / G, K = c_in / G * kernel[0] * kernel[1];
+
+  Tensor grad_bias = bias ? dy.sum({0, 2, 3}) : at::empty({0}, input.options());
+  // Sums over chunks accumulate in float for half types (fp32 accumulation), as the GEMM does.
+  const auto acc_type = at::toOpMathType(input.scalar_type());
+  Tensor dw = at::zeros({G, M, K}, input.options().dtype(acc_type));
+  if (n > 0 && G == 1 && is_pointwise(kernel, stride, padding) && is_nhwc(input) && is_nhwc(dy)) {
+    // dW (C_out x C_in) = dy^T (C_out x nL) @ x (nL x C_in)
+    const Tensor dy2 = dy.permute({0, 2, 3, 1}).view({n * L, c_out});
+    const Tensor x2 = input.permute({0, 2, 3, 1}).view({n * L, c_in});
+    dw[0].copy_(at::mm(dy2.t(), x2));
+  } else if (n > 0) {
+    const int64_t B = chunk_images(n, (G * K + c_out) * L * input.element_size(), input.device());
+    const Tensor col_space = at::empty({G * K * B * L}, input.options());
+    const Tensor dy_space = at::empty({c_out * B * L}, input.options());
+    for (int64_t n0 = 0; n0 < n; n0 += B) {
+      const int64_t b = std::min(B, n - n0);
+      const Tensor x = input.narrow(0, n0, b);
+      Tensor cols = matrix(col_space, G * K, b * L);
+      ops.im2col(x, cols, geometry(x, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
+      const Tensor dy_rows = channel_rows(dy, n0, b, dy_space);
+      for (int64_t g = 0; g < G; ++g) {
+        Tensor dw_g = dw[g];
+        const Tensor dy_g = dy_rows.narrow(0, g * M, M), cols_t = cols.narrow(0, g * K, K).t();
+        if (acc_type == input.scalar_type()) {
+          dw_g.addmm_(dy_g, cols_t);
+        } else {
+          dw_g.add_(at::mm(dy_g, cols_t));
+        }
+      }
+    }
+  }
+  return {dw.view({c_out, c_in / G, kernel[0], kernel[1]}).to(input.scalar_type()), grad_bias};
+}
+
+Tensor im2col(const ColumnOps& ops, const Tensor& input, IntArrayRef kernel, IntArrayRef dilation,
+              IntArrayRef padding, IntArrayRef stride) {
+  const char* op = "cifarconv::ext_im2col";
+  const c10::OptionalDeviceGuard guard(at::device_of(input));
+  TORCH_CHECK(input.dim() == 4, op, ": expected a 4-D input, got ", input.sizes());
+  check_window(op, kernel, stride, padding, dilation);
+  const auto [oh, ow] = output_hw(op, input.size(2), input.size(3), kernel, stride, padding, dilation);
+  const int64_t rows = input.size(1) * kernel[0] * kernel[1], L = oh * ow;
+  Tensor cols = at::empty({input.size(0), rows, L}, input.options());
+  if (cols.numel() > 0) {
+    ops.im2col(input, cols, geometry(input, kernel, stride, padding, dilation, /*col_n=*/rows * L, /*col_k=*/L));
+  }
+  return cols;
+}
+
+Tensor col2im(const ColumnOps& ops, const Tensor& input, IntArrayRef output_size, IntArrayRef kernel,
+              IntArrayRef dilation, IntArrayRef padding, IntArrayRef stride) {
+  const char* op = "cifarconv::ext_col2im";
+  const c10::OptionalDeviceGuard guard(at::device_of(input));
+  TORCH_CHECK(input.dim() == 3, op, ": expected 3-D columns (N, C*kH*kW, L), got ", input.sizes());
+  TORCH_CHECK(output_size.size() == 2, op, ": output_size must have 2 values");
+  check_window(op, kernel, stride, padding, dilation);
+  const auto [oh, ow] = output_hw(op, output_size[0], output_size[1], kernel, stride, padding, dilation);
+  const int64_t rows = input.size(1), L = oh * ow, taps = kernel[0] * kernel[1];
+  TORCH_CHECK(rows % taps == 0 && input.size(2) == L, op, ": columns of shape ", input.sizes(),
+              " do not match output_size ", output_size, " and kernel_size ", kernel, " (expected (N, C*", taps,
+              ", ", L, "))");
+  Tensor image = at::empty({input.size(0), rows / taps, output_size[0], output_size[1]}, input.options());
+  if (image.numel() > 0) {
+    const Tensor cols = input.contiguous();
+    ops.col2im(cols, image, geometry(image, kernel, stride, padding, dilation, /*col_n=*/rows * L, /*col_k=*/L));
+  }
+  return image;
+}
+
+}  // namespace cifarconv

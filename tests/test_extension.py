@@ -1,0 +1,149 @@
+"""The C++/CUDA extension (backends cpp and cuda): what the shared suite does not reach.
+
+The shared tests (test_conv2d, test_fold, test_module, test_ops, ...) already run for
+``cpp`` and ``cuda``; this file checks the extension's own machinery: its C++ schemas,
+the chunked im2col + GEMM loop, determinism, the C++ argument checks, and what happens
+when the extension is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cifarconv
+from cases import Case
+from cifarconv.ops import OP_NAMES, SCHEMAS
+
+pytestmark = pytest.mark.backends("cpp", "cuda")
+
+
+def ext_op(op):
+    return getattr(torch.ops.cifarconv, f"ext_{op}").default
+
+
+def test_cpp_schemas_match_the_op_layer(backend, device):
+    for op in OP_NAMES:
+        assert ext_op(op)._schema == torch._C.parse_schema(f"cifarconv::ext_{op}{SCHEMAS[op]}"), op
+
+
+CHUNK_CASES = [
+    Case("3x3-pad1", n=5, kwargs=dict(padding=1)),
+    Case("strided-dilated-groups", n=5, c_in=6, hw=(9, 8), kwargs=dict(stride=(2, 1), padding=(2, 1), dilation=2, groups=3)),
+    Case("1x1-groups", n=3, kernel=(1, 1), kwargs=dict(groups=2)),
+]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("case", CHUNK_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("workspace_mb", ["0", "0.03"], ids=["one-image-chunks", "two-image-chunks"])
+def test_chunked_gemm_matches_torch(workspace_mb, case, layout, backend, device, monkeypatch):
+    """Batches split over several chunks (the last one partial) give torch's values and gradients.
+
+    0.03 MB holds two images of the first two cases (their columns take about 14 kB each).
+    """
+    monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", workspace_mb)
+    x, w, b = case.tensors(torch.float64, device)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    x, w, b = (t.requires_grad_() for t in (x, w, b))
+    y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
+    y_ref = F.conv2d(x, w, b, **case.kwargs)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(y)
+    for got, want in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(y_ref, (x, w, b), g)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    if layout == "contiguous":  # double backward also runs chunked (its ops are the same three)
+        fn = lambda *t: cifarconv.conv2d(*t, backend=backend, **case.kwargs)  # noqa: E731
+        assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
+def test_half_precision_grad_weight_accumulates_over_chunks(backend, device, monkeypatch):
+    """Chunked grad-weight sums stay at fp32 accuracy for bfloat16 (fp32 accumulation)."""
+    monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", "0")
+    x = torch.randn(16, 8, 6, 6, device=device, dtype=torch.bfloat16)
+    dy = torch.randn(16, 4, 6, 6, device=device, dtype=torch.bfloat16)
+    dw, _ = ext_op("conv2d_grad_weight")(dy, x, (3, 3), (1, 1), (1, 1), (1, 1), 1, False)
+    ref = torch.ops.aten.convolution_backward(
+        dy.double(), x.double(), torch.zeros(4, 8, 3, 3, dtype=torch.float64, device=device),
+        None, (1, 1), (1, 1), (1, 1), False, (0, 0), 1, (False, True, False),
+    )[1]
+    assert (dw.double() - ref).abs().max() <= 1e-2 * ref.abs().max()
+
+
+def test_bad_workspace_setting_is_an_error(backend, device, monkeypatch):
+    monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", "lots")
+    x, w = torch.randn(2, 3, 5, 5, device=device), torch.randn(4, 3, 3, 3, device=device)
+    with pytest.raises(RuntimeError, match="CIFARCONV_WORKSPACE_MB must be a non-negative number of megabytes"):
+        cifarconv.conv2d(x, w, backend=backend)
+
+
+def test_col2im_and_grad_input_are_deterministic(backend, device):
+    """Gather-form col2im: bitwise the same result on every run and, on CPU, for any thread count."""
+    cols = torch.randn(3, 4 * 9, 81, device=device)
+    dy = torch.randn(3, 8, 5, 5, device=device)
+    w = torch.randn(8, 4, 3, 3, device=device)
+
+    def run():
+        return (
+            cifarconv.fold(cols, (9, 9), 3, padding=1, stride=(1, 1), dilation=1, backend=backend),
+            ext_op("conv2d_grad_input")(dy, w, (9, 9), (2, 2), (1, 1), (1, 1), 1),
+        )
+
+    first = run()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = run()
+    finally:
+        torch.set_num_threads(threads)
+    for a, b, c in zip(first, run(), single):
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
+@pytest.mark.parametrize(
+    "op, args, message",
+    [
+        ("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d), torch.randn(4, 2, 3, 3, device=d), None,
+                              (1, 1), (0, 0), (1, 1), 1), "input has 3 channels"),
+        ("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d), torch.randn(4, 3, 3, 3, device=d, dtype=torch.float64),
+                              None, (1, 1), (0, 0), (1, 1), 1), "dtypes differ"),
+        ("conv2d", lambda d: (torch.randn(1, 3, 2, 2, device=d), torch.randn(4, 3, 3, 3, device=d), None,
+                              (1, 1), (0, 0), (1, 1), 1), "does not fit the padded input"),
+        ("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d), torch.randn(4, 3, 3, 3, device=d), None,
+                              (0, 1), (0, 0), (1, 1), 1), "must be positive"),
+        ("conv2d_grad_input", lambda d: (torch.randn(1, 4, 2, 2, device=d), torch.randn(4, 3, 3, 3, device=d),
+                                         (5, 5), (1, 1), (0, 0), (1, 1), 1), "grad_output has shape"),
+        ("col2im", lambda d: (torch.randn(1, 10, 9, device=d), (5, 5), (3, 3), (1, 1), (0, 0), (1, 1)),
+         "do not match output_size"),
+    ],
+    ids=["channels", "dtypes", "kernel-too-big", "zero-stride", "grad-output-shape", "col2im-shape"],
+)
+def test_ops_reject_bad_arguments(op, args, message, backend, device):
+    """Called directly (bypassing cifarconv.conv2d's checks) the C++ ops still refuse bad input."""
+    with pytest.raises(RuntimeError, match=message):
+        ext_op(op)(*args(device))
+
+
+def test_cifarconv_imports_without_the_extension():
+    """No built extension: cifarconv works, and cpp says why it cannot run and how to build it."""
+    code = (
+        "import sys; sys.modules['cifarconv._C'] = None\n"  # makes `from .. import _C` fail
+        "import torch, cifarconv\n"
+        "assert 'cpp' not in cifarconv.available_backends('cpu')\n"
+        "x, w = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3)\n"
+        "torch.testing.assert_close(cifarconv.conv2d(x, w), torch.nn.functional.conv2d(x, w))\n"
+        "try:\n"
+        "    cifarconv.conv2d(x, w, backend='cpp')\n"
+        "except RuntimeError as e:\n"
+        "    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert "conv backend 'cpp' cannot run on cpu tensors here" in out
+    assert "pip install --no-build-isolation -e ." in out
