@@ -113,20 +113,31 @@ bool is_pointwise(IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding) {
   return kernel[0] == 1 && kernel[1] == 1 && stride[0] == 1 && stride[1] == 1 && padding[0] == 0 && padding[1] == 0;
 }
 
-// A first-dimension slice of a flat workspace, viewed as a (rows x cols) matrix.
-Tensor matrix(const Tensor& workspace, int64_t rows, int64_t cols) {
-  return workspace.narrow(0, 0, rows * cols).view({rows, cols});
-}
+// The workspace of the chunked loops: for b images at a time, the column matrix
+// (G K x b L) and one (C_out x b L) operand (the forward's output, or dy for backward).
+// `images` per chunk is as many as fit CIFARCONV_WORKSPACE_MB.
+struct ChunkSpace {
+  int64_t images, col_rows, c_out, L;
+  Tensor col_space, row_space;
 
-// dy for images [n0, n0 + b) as the (C_out x b L) GEMM operand: a view of dy when
-// that is one NCHW image, else a copy into the workspace.
-Tensor channel_rows(const Tensor& dy, int64_t n0, int64_t b, const Tensor& workspace) {
-  const int64_t c = dy.size(1), oh = dy.size(2), ow = dy.size(3);
-  if (b == 1 && dy[n0].is_contiguous()) return dy[n0].view({c, oh * ow});
-  Tensor rows = matrix(workspace, c, b * oh * ow);
-  rows.view({c, b, oh, ow}).copy_(dy.narrow(0, n0, b).transpose(0, 1));
-  return rows;
-}
+  ChunkSpace(int64_t n, int64_t col_rows, int64_t c_out, int64_t L, const Tensor& like)
+      : images(chunk_images(n, (col_rows + c_out) * L * like.element_size(), like.device())),
+        col_rows(col_rows), c_out(c_out), L(L),
+        col_space(at::empty({col_rows * images * L}, like.options())),
+        row_space(at::empty({c_out * images * L}, like.options())) {}
+
+  Tensor columns(int64_t b) const { return col_space.narrow(0, 0, col_rows * b * L).view({col_rows, b * L}); }
+  Tensor rows(int64_t b) const { return row_space.narrow(0, 0, c_out * b * L).view({c_out, b * L}); }
+
+  // dy for images [n0, n0 + b) as the (C_out x b L) GEMM operand: a view of dy when
+  // that is one NCHW image, else a copy into the workspace.
+  Tensor channel_rows(const Tensor& dy, int64_t n0, int64_t b) const {
+    if (b == 1 && dy[n0].is_contiguous()) return dy[n0].view({c_out, L});
+    Tensor r = rows(b);
+    r.view({c_out, b, dy.size(2), dy.size(3)}).copy_(dy.narrow(0, n0, b).transpose(0, 1));
+    return r;
+  }
+};
 
 }  // namespace
 
@@ -163,17 +174,15 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
     return out;
   }
 
-  const int64_t B = chunk_images(n, (G * K + c_out) * L * input.element_size(), input.device());
-  const Tensor col_space = at::empty({G * K * B * L}, input.options());
-  const Tensor out_space = at::empty({c_out * B * L}, input.options());
-  for (int64_t n0 = 0; n0 < n; n0 += B) {
-    const int64_t b = std::min(B, n - n0);
+  const ChunkSpace space(n, G * K, c_out, L, input);
+  for (int64_t n0 = 0; n0 < n; n0 += space.images) {
+    const int64_t b = std::min(space.images, n - n0);
     const Tensor x = input.narrow(0, n0, b);
-    Tensor cols = matrix(col_space, G * K, b * L);
+    Tensor cols = space.columns(b);
     ops.im2col(x, cols, geometry(x, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
     // One NCHW image is written in place; otherwise through the workspace, then transposed.
     const bool in_place = b == 1 && out[n0].is_contiguous();
-    Tensor y = in_place ? out[n0].view({c_out, L}) : matrix(out_space, c_out, b * L);
+    Tensor y = in_place ? out[n0].view({c_out, L}) : space.rows(b);
     for (int64_t g = 0; g < G; ++g) {
       Tensor yg = y.narrow(0, g * M, M);
       const Tensor cols_g = cols.narrow(0, g * K, K);
@@ -215,13 +224,11 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
     return dx;
   }
 
-  const int64_t B = chunk_images(n, (G * K + c_out) * L * dy.element_size(), dy.device());
-  const Tensor col_space = at::empty({G * K * B * L}, dy.options());
-  const Tensor dy_space = at::empty({c_out * B * L}, dy.options());
-  for (int64_t n0 = 0; n0 < n; n0 += B) {
-    const int64_t b = std::min(B, n - n0);
-    const Tensor dy_rows = channel_rows(dy, n0, b, dy_space);
-    Tensor dcols = matrix(col_space, G * K, b * L);
+  const ChunkSpace space(n, G * K, c_out, L, dy);
+  for (int64_t n0 = 0; n0 < n; n0 += space.images) {
+    const int64_t b = std::min(space.images, n - n0);
+    const Tensor dy_rows = space.channel_rows(dy, n0, b);
+    Tensor dcols = space.columns(b);
     for (int64_t g = 0; g < G; ++g) {
       Tensor dcols_g = dcols.narrow(0, g * K, K);
       at::mm_out(dcols_g, w[g].t(), dy_rows.narrow(0, g * M, M));
@@ -258,15 +265,13 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
     const Tensor x2 = input.permute({0, 2, 3, 1}).view({n * L, c_in});
     dw[0].copy_(at::mm(dy2.t(), x2));
   } else if (n > 0) {
-    const int64_t B = chunk_images(n, (G * K + c_out) * L * input.element_size(), input.device());
-    const Tensor col_space = at::empty({G * K * B * L}, input.options());
-    const Tensor dy_space = at::empty({c_out * B * L}, input.options());
-    for (int64_t n0 = 0; n0 < n; n0 += B) {
-      const int64_t b = std::min(B, n - n0);
+    const ChunkSpace space(n, G * K, c_out, L, input);
+    for (int64_t n0 = 0; n0 < n; n0 += space.images) {
+      const int64_t b = std::min(space.images, n - n0);
       const Tensor x = input.narrow(0, n0, b);
-      Tensor cols = matrix(col_space, G * K, b * L);
+      Tensor cols = space.columns(b);
       ops.im2col(x, cols, geometry(x, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
-      const Tensor dy_rows = channel_rows(dy, n0, b, dy_space);
+      const Tensor dy_rows = space.channel_rows(dy, n0, b);
       for (int64_t g = 0; g < G; ++g) {
         Tensor dw_g = dw[g];
         const Tensor dy_g = dy_rows.narrow(0, g * M, M), cols_t = cols.narrow(0, g * K, K).t();

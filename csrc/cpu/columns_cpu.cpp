@@ -44,8 +44,8 @@ void im2col_kernel(const T* img, T* cols, const ColumnGeometry& g) {
         }
         const T* src = plane + iy * g.img_h;
         std::fill(row, row + lo, T(0));
-        if (g.sw == 1 && g.img_w == 1) {
-          std::copy(src + x0 + lo, src + x0 + hi, row + lo);
+        if (g.sw == 1 && g.img_w == 1) {  // a contiguous run: kept apart so that it vectorizes
+          for (int64_t ox = lo; ox < hi; ++ox) row[ox] = src[x0 + ox];
         } else {
           for (int64_t ox = lo; ox < hi; ++ox) row[ox] = src[(x0 + ox * g.sw) * g.img_w];
         }
@@ -77,7 +77,12 @@ void col2im_kernel(const T* cols, T* img, const ColumnGeometry& g) {
           const int64_t x0 = j * g.dw - g.pw;
           int64_t lo, hi;
           valid_range(x0, g.sw, g.w, g.ow, &lo, &hi);
-          for (int64_t ox = lo; ox < hi; ++ox) acc[x0 + ox * g.sw] += static_cast<acc_t>(src[ox]);
+          acc_t* dst = acc.data();
+          if (g.sw == 1) {  // the common case, kept apart so that it vectorizes
+            for (int64_t ox = lo; ox < hi; ++ox) dst[x0 + ox] += static_cast<acc_t>(src[ox]);
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) dst[x0 + ox * g.sw] += static_cast<acc_t>(src[ox]);
+          }
         }
       }
       T* out = img + n * g.img_n + c * g.img_c + y * g.img_h;
