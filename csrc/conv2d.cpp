@@ -14,6 +14,8 @@
 
 #include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/LegacyTypeDispatch.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/util/Exception.h>
 
@@ -116,24 +118,58 @@ bool is_pointwise(IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding) {
 // The workspace of the chunked loops: for b images at a time, the column matrix
 // (G K x b L) and one (C_out x b L) operand (the forward's output, or dy for backward).
 // `images` per chunk is as many as fit CIFARCONV_WORKSPACE_MB.
+//
+// On CPU, when there are at least as many chunks as threads, the chunks run in parallel,
+// each thread with its own workspace slot and single-threaded GEMMs: every thread's
+// columns stay in its own cache, and a pass is one parallel region instead of two per
+// chunk (which also keeps it fast when another process competes for the cores).
+// Otherwise (small work, few chunks, or a GPU) chunk after chunk, each GEMM using every thread.
 struct ChunkSpace {
-  int64_t images, col_rows, c_out, L;
+  // Below this many column entries in all, starting threads costs more than it saves.
+  static constexpr int64_t kParallelColumns = 1 << 16;
+  int64_t images, chunks, slots, col_rows, c_out, L;
   Tensor col_space, row_space;
 
   ChunkSpace(int64_t n, int64_t col_rows, int64_t c_out, int64_t L, const Tensor& like)
       : images(chunk_images(n, (col_rows + c_out) * L * like.element_size(), like.device())),
+        chunks((n + images - 1) / images),
+        slots(like.is_cpu() && !at::in_parallel_region() && at::get_num_threads() > 1 &&
+                      chunks >= at::get_num_threads() && n * col_rows * L >= kParallelColumns
+                  ? at::get_num_threads()
+                  : 1),
         col_rows(col_rows), c_out(c_out), L(L),
-        col_space(at::empty({col_rows * images * L}, like.options())),
-        row_space(at::empty({c_out * images * L}, like.options())) {}
+        col_space(at::empty({slots, col_rows * images * L}, like.options())),
+        row_space(at::empty({slots, c_out * images * L}, like.options())) {}
 
-  Tensor columns(int64_t b) const { return col_space.narrow(0, 0, col_rows * b * L).view({col_rows, b * L}); }
-  Tensor rows(int64_t b) const { return row_space.narrow(0, 0, c_out * b * L).view({c_out, b * L}); }
+  // Calls body(n0, b, slot) for every chunk of b images starting at image n0.
+  template <typename Body>
+  void for_each(int64_t n, const Body& body) const {
+    const auto run = [&](int64_t first, int64_t last, int64_t slot) {
+      for (int64_t chunk = first; chunk < last; ++chunk) {
+        const int64_t n0 = chunk * images;
+        body(n0, std::min(images, n - n0), slot);
+      }
+    };
+    if (slots == 1) return run(0, chunks, 0);
+    at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+      // Worker threads do not inherit the caller's dispatch state: stay below autograd.
+      const at::AutoDispatchBelowADInplaceOrView below_autograd;
+      run(first, last, at::get_thread_num());
+    });
+  }
+
+  Tensor columns(int64_t b, int64_t slot) const {
+    return col_space[slot].narrow(0, 0, col_rows * b * L).view({col_rows, b * L});
+  }
+  Tensor rows(int64_t b, int64_t slot) const {
+    return row_space[slot].narrow(0, 0, c_out * b * L).view({c_out, b * L});
+  }
 
   // dy for images [n0, n0 + b) as the (C_out x b L) GEMM operand: a view of dy when
   // that is one NCHW image, else a copy into the workspace.
-  Tensor channel_rows(const Tensor& dy, int64_t n0, int64_t b) const {
+  Tensor channel_rows(const Tensor& dy, int64_t n0, int64_t b, int64_t slot) const {
     if (b == 1 && dy[n0].is_contiguous()) return dy[n0].view({c_out, L});
-    Tensor r = rows(b);
+    Tensor r = rows(b, slot);
     r.view({c_out, b, dy.size(2), dy.size(3)}).copy_(dy.narrow(0, n0, b).transpose(0, 1));
     return r;
   }
@@ -175,14 +211,13 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
   }
 
   const ChunkSpace space(n, G * K, c_out, L, input);
-  for (int64_t n0 = 0; n0 < n; n0 += space.images) {
-    const int64_t b = std::min(space.images, n - n0);
+  space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
     const Tensor x = input.narrow(0, n0, b);
-    Tensor cols = space.columns(b);
+    Tensor cols = space.columns(b, slot);
     ops.im2col(x, cols, geometry(x, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
     // One NCHW image is written in place; otherwise through the workspace, then transposed.
     const bool in_place = b == 1 && out[n0].is_contiguous();
-    Tensor y = in_place ? out[n0].view({c_out, L}) : space.rows(b);
+    Tensor y = in_place ? out[n0].view({c_out, L}) : space.rows(b, slot);
     for (int64_t g = 0; g < G; ++g) {
       Tensor yg = y.narrow(0, g * M, M);
       const Tensor cols_g = cols.narrow(0, g * K, K);
@@ -190,7 +225,7 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
                : at::mm_out(yg, w[g], cols_g);
     }
     if (!in_place) out.narrow(0, n0, b).transpose(0, 1).copy_(y.view({c_out, b, oh, ow}));
-  }
+  });
   return out;
 }
 
@@ -225,17 +260,16 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
   }
 
   const ChunkSpace space(n, G * K, c_out, L, dy);
-  for (int64_t n0 = 0; n0 < n; n0 += space.images) {
-    const int64_t b = std::min(space.images, n - n0);
-    const Tensor dy_rows = space.channel_rows(dy, n0, b);
-    Tensor dcols = space.columns(b);
+  space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+    const Tensor dy_rows = space.channel_rows(dy, n0, b, slot);
+    Tensor dcols = space.columns(b, slot);
     for (int64_t g = 0; g < G; ++g) {
       Tensor dcols_g = dcols.narrow(0, g * K, K);
       at::mm_out(dcols_g, w[g].t(), dy_rows.narrow(0, g * M, M));
     }
     Tensor dx_chunk = dx.narrow(0, n0, b);
     ops.col2im(dcols, dx_chunk, geometry(dx_chunk, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
-  }
+  });
   return dx;
 }
 
@@ -266,14 +300,15 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
     dw[0].copy_(at::mm(dy2.t(), x2));
   } else if (n > 0) {
     const ChunkSpace space(n, G * K, c_out, L, input);
-    for (int64_t n0 = 0; n0 < n; n0 += space.images) {
-      const int64_t b = std::min(space.images, n - n0);
+    // One partial sum per workspace slot, added up in slot order at the end.
+    Tensor dw_slots = at::zeros({space.slots, G, M, K}, input.options().dtype(acc_type));
+    space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
       const Tensor x = input.narrow(0, n0, b);
-      Tensor cols = space.columns(b);
+      Tensor cols = space.columns(b, slot);
       ops.im2col(x, cols, geometry(x, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
-      const Tensor dy_rows = space.channel_rows(dy, n0, b);
+      const Tensor dy_rows = space.channel_rows(dy, n0, b, slot);
       for (int64_t g = 0; g < G; ++g) {
-        Tensor dw_g = dw[g];
+        Tensor dw_g = dw_slots[slot][g];
         const Tensor dy_g = dy_rows.narrow(0, g * M, M), cols_t = cols.narrow(0, g * K, K).t();
         if (acc_type == input.scalar_type()) {
           dw_g.addmm_(dy_g, cols_t);
@@ -281,7 +316,8 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
           dw_g.add_(at::mm(dy_g, cols_t));
         }
       }
-    }
+    });
+    dw = space.slots == 1 ? dw_slots[0] : dw_slots.sum(0);
   }
   return {dw.view({c_out, c_in / G, kernel[0], kernel[1]}).to(input.scalar_type()), grad_bias};
 }

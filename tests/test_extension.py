@@ -63,6 +63,31 @@ def test_chunked_gemm_matches_torch(workspace_mb, case, layout, backend, device,
         assert torch.autograd.gradgradcheck(fn, (x, w, b))
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("workspace_mb", ["0", "0.2"], ids=["one-image-chunks", "two-image-chunks"])
+def test_chunks_in_parallel_match_torch(workspace_mb, layout, backend, device, monkeypatch):
+    """On CPU, enough work over enough chunks runs the chunks on parallel threads, each
+    with its own workspace slot and grad-weight partial sum (two threads forced here)."""
+    monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", workspace_mb)
+    case = Case("parallel", n=7, c_in=8, hw=(16, 20), c_out=8, kwargs=dict(padding=1, stride=(1, 2)))
+    x, w, b = case.tensors(torch.float64, device)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    x, w, b = (t.requires_grad_() for t in (x, w, b))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
+        g = torch.randn_like(y)
+        grads = torch.autograd.grad(y, (x, w, b), g)
+    finally:
+        torch.set_num_threads(threads)
+    y_ref = F.conv2d(x, w, b, **case.kwargs)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+    for got, want in zip(grads, torch.autograd.grad(y_ref, (x, w, b), g)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
 def test_half_precision_grad_weight_accumulates_over_chunks(backend, device, monkeypatch):
     """Chunked grad-weight sums stay at fp32 accuracy for bfloat16 (fp32 accumulation)."""
     monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", "0")
