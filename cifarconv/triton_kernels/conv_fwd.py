@@ -30,7 +30,7 @@ CONFIGS = [  # (BLOCK_M pixels, BLOCK_N out channels, BLOCK_K in channels, warps
     config(128, 32, 32, 4, 4),  # few output channels (CIFAR stems, depthwise-ish groups)
     config(64, 32, 16, 2, 3),
 ]
-INTERPRETER_CONFIG = config(32, 16, 16)
+INTERPRETER_CONFIG = config(128, 16, 16)  # numpy: few big programs beat many small ones
 
 
 @triton.autotune(
@@ -44,6 +44,7 @@ def conv2d_fwd_kernel(
     sxn, sxc, sxh, sxw,  # strides of x (N, C, H, W): any layout
     swo, swc, swh, sww,  # strides of w (C_out, C_in/g, kH, kW)
     syn, syc, syh, syw,  # strides of y
+    sb,  # stride of the bias (0 when it is an expanded scalar)
     KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
     PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
     HAS_BIAS: tl.constexpr, PRECISION: tl.constexpr, FP64: tl.constexpr, WIDEN: tl.constexpr,
@@ -97,7 +98,7 @@ def conv2d_fwd_kernel(
 
     # Epilogue: bias, cast, store into y[n, co, oh, ow] (y's layout given by its strides).
     if HAS_BIAS:
-        acc += tl.load(b_ptr + co, mask=col_ok, other=0.0).to(acc.dtype)[None, :]
+        acc += tl.load(b_ptr + co * sb, mask=col_ok, other=0.0).to(acc.dtype)[None, :]
     y_rows = n.to(tl.int64) * syn + oh.to(tl.int64) * syh + ow.to(tl.int64) * syw
     y_ptrs = y_ptr + y_rows[:, None] + (co * syc)[None, :]
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
@@ -119,7 +120,7 @@ def conv2d(x, w, bias, stride, padding, dilation, groups, *, config=None):
     args = (
         x, w, bias if bias is not None else x, y,  # x stands in for a missing bias: never read
         n, c_in_g, h, wd, c_out_g, oh, ow,
-        *x.stride(), *w.stride(), *y.stride(),
+        *x.stride(), *w.stride(), *y.stride(), bias.stride(0) if bias is not None else 0,
     )  # fmt: skip
     kwargs = dict(
         KH=kh, KW=kw, SH=stride[0], SW=stride[1], PH=padding[0], PW=padding[1], DH=dilation[0], DW=dilation[1],

@@ -36,7 +36,7 @@ CONFIGS = [  # (BLOCK_M out channels, BLOCK_N columns (c, i, j), BLOCK_K pixels,
     config(32, 64, 64, 4, 3),
     config(32, 32, 32, 2, 3),
 ]
-INTERPRETER_CONFIG = config(16, 32, 32)
+INTERPRETER_CONFIG = config(16, 64, 128)  # numpy: few big programs beat many small ones
 ROWS_PER_SPLIT = 4096  # pixels per split-K range, at least
 MAX_SPLIT_K = 32
 
