@@ -48,6 +48,12 @@ def dot_args(dtype: torch.dtype) -> dict:
     }
 
 
+def check_rows(rows: int, what: str) -> None:
+    """Row indices (pixels) are int32 inside the kernels; element offsets are int64."""
+    if rows >= 2**31:
+        raise ValueError(f"triton backend: {what} = {rows} pixels is too many for one call (limit 2**31 - 1)")
+
+
 def launch(kernel, grid, args: tuple, kwargs: dict, config: triton.Config | None = None) -> None:
     """Run an autotuned ``kernel``: through the autotuner, or (tests) with one given ``config``.
 

@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from ..ops import meta
-from .common import autotune_configs, config, dot_args, launch, mma
+from .common import autotune_configs, check_rows, config, dot_args, launch, mma
 
 CONFIGS = [  # (BLOCK_M input pixels, BLOCK_N in channels, BLOCK_K out channels, warps, stages)
     config(128, 128, 32, 8, 3),
@@ -75,7 +75,7 @@ def conv2d_dgrad_kernel(
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # input channel within group g
     col_ok = rn < C_in_g
     rk = tl.arange(0, BLOCK_K)  # output channel within group g (the reduction)
-    w_base = w_ptr + (g * C_out_g).to(tl.int64) * swo + rn.to(tl.int64)[None, :] * swc + rk[:, None] * swo
+    w_cols = w_ptr + (g * C_out_g).to(tl.int64) * swo + rn.to(tl.int64) * swc
 
     if FP64:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64)
@@ -91,15 +91,15 @@ def conv2d_dgrad_kernel(
                 if num_w % SW == 0:
                     ow = tw + num_w // SW
                     tap_ok = row_ok & (oh >= 0) & (oh < OH) & (ow >= 0) & (ow < OW)
-                    a_ptrs = (dy_rows + oh.to(tl.int64) * sdh + ow.to(tl.int64) * sdw)[:, None] + rk[None, :] * sdc
-                    b_ptrs = w_base + i * swh + j * sww
+                    dy_tap = dy_rows + oh.to(tl.int64) * sdh + ow.to(tl.int64) * sdw
+                    w_tap = w_cols + i * swh + j * sww
                     for k0 in range(0, C_out_g, BLOCK_K):
-                        k_ok = (k0 + rk) < C_out_g
-                        a = tl.load(a_ptrs, mask=tap_ok[:, None] & k_ok[None, :], other=0.0)
-                        b = tl.load(b_ptrs, mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+                        k = k0 + rk
+                        k_ok = k < C_out_g
+                        k64 = k.to(tl.int64)
+                        a = tl.load(dy_tap[:, None] + k64[None, :] * sdc, mask=tap_ok[:, None] & k_ok[None, :], other=0.0)
+                        b = tl.load(w_tap[None, :] + k64[:, None] * swo, mask=k_ok[:, None] & col_ok[None, :], other=0.0)
                         acc = mma(a, b, acc, PRECISION, WIDEN)
-                        a_ptrs += BLOCK_K * sdc
-                        b_ptrs += BLOCK_K * swo
 
     dx_rows = n.to(tl.int64) * sxn + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw
     dx_ptrs = dx_ptr + dx_rows[:, None] + ((g * C_in_g + rn).to(tl.int64) * sxc)[None, :]
@@ -117,6 +117,7 @@ def conv2d_grad_input(dy, w, input_size, stride, padding, dilation, groups, *, c
     sh, sw = stride
     th, tw = triton.cdiv(h, sh), triton.cdiv(wd, sw)
     c_out_g = c_out // groups
+    check_rows(n * th * tw, "N*ceil(H/SH)*ceil(W/SW)")
 
     def grid(meta_):
         return (triton.cdiv(n * th * tw, meta_["BLOCK_M"]), triton.cdiv(c_in_g, meta_["BLOCK_N"]), groups * sh * sw)

@@ -20,7 +20,7 @@ import triton.language as tl
 
 from ..args import conv2d_output_hw
 from ..ops import meta
-from .common import autotune_configs, config, dot_args, launch, mma
+from .common import autotune_configs, check_rows, config, dot_args, launch, mma
 
 CONFIGS = [  # (BLOCK_M pixels, BLOCK_N out channels, BLOCK_K in channels, warps, stages)
     config(128, 128, 32, 8, 3),
@@ -86,15 +86,15 @@ def conv2d_fwd_kernel(
                 tap_ok = row_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
             else:  # unpadded: every valid row reads inside the input (1x1 is then a plain GEMM)
                 tap_ok = row_ok
-            a_ptrs = (x_rows + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw)[:, None] + rk[None, :] * sxc
-            b_ptrs = (w_cols + i * swh + j * sww)[None, :] + rk[:, None] * swc
+            x_tap = x_rows + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw
+            w_tap = w_cols + i * swh + j * sww
             for c0 in range(0, C_in_g, BLOCK_K):
-                c_ok = (c0 + rk) < C_in_g
-                a = tl.load(a_ptrs, mask=tap_ok[:, None] & c_ok[None, :], other=0.0)
-                b = tl.load(b_ptrs, mask=c_ok[:, None] & col_ok[None, :], other=0.0)
+                c = c0 + rk
+                c_ok = c < C_in_g
+                c64 = c.to(tl.int64)
+                a = tl.load(x_tap[:, None] + c64[None, :] * sxc, mask=tap_ok[:, None] & c_ok[None, :], other=0.0)
+                b = tl.load(w_tap[None, :] + c64[:, None] * swc, mask=c_ok[:, None] & col_ok[None, :], other=0.0)
                 acc = mma(a, b, acc, PRECISION, WIDEN)
-                a_ptrs += BLOCK_K * sxc
-                b_ptrs += BLOCK_K * swc
 
     # Epilogue: bias, cast, store into y[n, co, oh, ow] (y's layout given by its strides).
     if HAS_BIAS:
@@ -113,6 +113,7 @@ def conv2d(x, w, bias, stride, padding, dilation, groups, *, config=None):
     c_out, c_in_g, kh, kw = w.shape
     oh, ow = conv2d_output_hw((h, wd), (kh, kw), stride, padding, dilation)
     c_out_g = c_out // groups
+    check_rows(n * oh * ow, "N*OH*OW")
 
     def grid(meta_):
         return (triton.cdiv(n * oh * ow, meta_["BLOCK_M"]), triton.cdiv(c_out_g, meta_["BLOCK_N"]), groups)

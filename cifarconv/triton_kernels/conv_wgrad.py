@@ -26,7 +26,7 @@ import triton.language as tl
 
 from ..args import conv2d_output_hw
 from ..ops import meta
-from .common import autotune_configs, config, dot_args, launch, mma
+from .common import autotune_configs, check_rows, config, dot_args, launch, mma
 
 CONFIGS = [  # (BLOCK_M out channels, BLOCK_N columns (c, i, j), BLOCK_K pixels, warps, stages)
     config(128, 128, 32, 8, 3),
@@ -136,6 +136,7 @@ def conv2d_grad_weight(dy, x, kernel_size, stride, padding, dilation, groups, bi
     oh, ow = conv2d_output_hw((h, wd), kernel_size, stride, padding, dilation)
     c_in_g, c_out_g = c_in // groups, c_out // groups
     k = c_in_g * kh * kw
+    check_rows(n * oh * ow, "N*OH*OW")
     splits = splits or split_k(n * oh * ow)
     acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     dw_partial = torch.empty((splits, c_out, k), dtype=acc_dtype, device=x.device)

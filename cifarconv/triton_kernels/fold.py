@@ -69,7 +69,7 @@ def col2im_kernel(
         acc = tl.zeros((BLOCK,), dtype=tl.float64)
     else:
         acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    col_base = col_ptr + n * scn + c * (KH * KW) * scr
+    col_base = col_ptr + n * scn
     for i in tl.static_range(KH):
         num_h = h + PH - i * DH  # = oh*SH for the output row oh whose tap i lands on h
         oh = num_h // SH
@@ -78,7 +78,8 @@ def col2im_kernel(
             num_w = w + PW - j * DW
             ow = num_w // SW
             tap_ok = ok_h & (num_w >= 0) & (num_w % SW == 0) & (ow < OW)
-            v = tl.load(col_base + (i * KW + j) * scr + (oh * OW + ow) * scl, mask=tap_ok, other=0.0)
+            row = c * (KH * KW) + (i * KW + j)  # column-matrix row (c, i, j), int64 like c
+            v = tl.load(col_base + row * scr + (oh * OW + ow) * scl, mask=tap_ok, other=0.0)
             acc += v.to(acc.dtype)
     tl.store(x_ptr + e, acc.to(x_ptr.dtype.element_ty), mask=ok)
 
