@@ -36,6 +36,21 @@ def autotune_configs(gpu: list[triton.Config], interpreted: triton.Config) -> li
     return [interpreted] if INTERPRET else gpu
 
 
+# Pixel-rows x channel-columns tiles of the forward and grad-input GEMMs (BLOCK_K: the
+# channels reduced per tl.dot); the last entry is for few channels (CIFAR stems, groups).
+PIXEL_TILE_CONFIGS = [
+    config(128, 128, 32, 8, 3),
+    config(128, 64, 32, 4, 4),
+    config(64, 128, 32, 4, 4),
+    config(64, 64, 32, 4, 3),
+    config(128, 32, 32, 4, 4),
+    config(64, 32, 16, 2, 3),
+]
+PIXEL_TILE_INTERPRETER_CONFIG = config(128, 16, 16)  # numpy: few big programs beat many small ones
+# What an autotuned choice is cached by (with the tensors' dtypes, which Triton adds).
+SHAPE_KEY = ["N", "C_in_g", "H", "W", "C_out_g", "KH", "KW", "SH", "SW", "DH", "DW"]
+
+
 def dot_args(dtype: torch.dtype) -> dict:
     """Constexpr kernel arguments that follow from the element type."""
     tf32 = dtype == torch.float32 and torch.backends.cudnn.allow_tf32

@@ -25,22 +25,24 @@ import triton
 import triton.language as tl
 
 from ..ops import meta
-from .common import autotune_configs, check_rows, config, dot_args, launch, mma
+from .common import (
+    PIXEL_TILE_CONFIGS,
+    PIXEL_TILE_INTERPRETER_CONFIG,
+    SHAPE_KEY,
+    autotune_configs,
+    check_rows,
+    dot_args,
+    launch,
+    mma,
+)
 
-CONFIGS = [  # (BLOCK_M input pixels, BLOCK_N in channels, BLOCK_K out channels, warps, stages)
-    config(128, 128, 32, 8, 3),
-    config(128, 64, 32, 4, 4),
-    config(64, 128, 32, 4, 4),
-    config(64, 64, 32, 4, 3),
-    config(128, 32, 32, 4, 4),
-    config(64, 32, 16, 2, 3),
-]
-INTERPRETER_CONFIG = config(128, 16, 16)  # numpy: few big programs beat many small ones
+CONFIGS = PIXEL_TILE_CONFIGS  # (BLOCK_M input pixels, BLOCK_N in channels, BLOCK_K out channels, warps, stages)
+INTERPRETER_CONFIG = PIXEL_TILE_INTERPRETER_CONFIG
 
 
 @triton.autotune(
     configs=autotune_configs(CONFIGS, INTERPRETER_CONFIG),
-    key=["N", "C_in_g", "H", "W", "C_out_g", "KH", "KW", "SH", "SW", "DH", "DW"],
+    key=SHAPE_KEY,
 )
 @triton.jit
 def conv2d_dgrad_kernel(

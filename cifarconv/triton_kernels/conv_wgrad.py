@@ -26,7 +26,7 @@ import triton.language as tl
 
 from ..args import conv2d_output_hw
 from ..ops import meta
-from .common import autotune_configs, check_rows, config, dot_args, launch, mma
+from .common import SHAPE_KEY, autotune_configs, check_rows, config, dot_args, launch, mma
 
 CONFIGS = [  # (BLOCK_M out channels, BLOCK_N columns (c, i, j), BLOCK_K pixels, warps, stages)
     config(128, 128, 32, 8, 3),
@@ -48,7 +48,7 @@ def split_k(pixels: int) -> int:
 
 @triton.autotune(
     configs=autotune_configs(CONFIGS, INTERPRETER_CONFIG),
-    key=["N", "C_in_g", "H", "W", "C_out_g", "SPLIT_K", "KH", "KW", "SH", "SW", "DH", "DW"],
+    key=[*SHAPE_KEY, "SPLIT_K"],
 )
 @triton.jit
 def conv2d_wgrad_kernel(
