@@ -16,6 +16,11 @@ import os
 import pytest
 import torch
 
+# The triton backend runs CPU tensors only in Triton's interpreter, which must be switched
+# on before its kernels are imported.  Without a GPU, turn it on for the whole run.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from cifarconv.registry import BACKENDS, unavailable_reason
 
 
@@ -27,6 +32,17 @@ def _included(name: str) -> bool:
 OWN_BACKENDS = [name for name in BACKENDS if name != "torch" and _included(name)]
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 REQUIRED = {name for name in os.environ.get("CIFARCONV_REQUIRE_BACKENDS", "").split(",") if name}
+
+
+# (backend, device) pairs whose kernels run in an interpreter (Triton's, on CPU): each
+# launch is numpy in Python, so a test that launches thousands of kernels asks the
+# `interpreted` fixture and uses an equivalent cheaper check there (see its users).
+INTERPRETED = {("triton", "cpu")}
+
+
+@pytest.fixture
+def interpreted(backend, device) -> bool:
+    return (backend, device) in INTERPRETED
 
 
 def backend_device_pairs(names=None):
