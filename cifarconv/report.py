@@ -41,6 +41,7 @@ def plot_curves(path: Path, metrics: dict[str, list[list[dict]]]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for conv, runs in metrics.items():
@@ -51,6 +52,7 @@ def plot_curves(path: Path, metrics: dict[str, list[list[dict]]]) -> None:
     ax_loss.set(xlabel="epoch", ylabel="train loss", title="training loss")
     ax_acc.set(xlabel="epoch", ylabel="test accuracy", title="test accuracy (end of each epoch)")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

@@ -150,8 +150,8 @@ def build_model(args, conv: str, seed: int, train: GpuLoader) -> nn.Module:
     torch.manual_seed(seed)
     model = MODELS[args.model]()
     if isinstance(model, FastNet):
-        first = next(iter(train.epoch(seed, 0)))[0]  # whiten with one training batch's patches
-        model.init_whitening(first.float().cpu())
+        images = (train.images[:5000].float() - train.mean) / train.std  # the same on every rank
+        model.init_whitening(images.cpu())
     model = convert(model, conv).to(args.torch_device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -298,12 +298,11 @@ def main(argv=None) -> list[dict]:
         dist.broadcast_object_list(shared)
         args.out = shared[0]
     out = Path(args.out)
+    train, test = load_data(args, rank, world_size)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if not args.resume:
             write_json(out / "config.json", {k: getattr(args, k) for k in CONFIG_KEYS})
-    train, test = load_data(args, rank, world_size)
-    if rank == 0:
         print(f"{args.model} on {len(train.labels)} train / {len(test.labels)} test images, {args.epochs} epochs, "
               f"batch {args.batch_size}, lr {args.lr}, {args.torch_device} x{world_size}, amp {args.amp}; "
               f"conv {', '.join(args.conv)}; seeds {args.seeds}; writing to {out}", flush=True)

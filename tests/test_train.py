@@ -131,3 +131,4 @@ def test_no_data_offline_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:
         run("--device", "cpu", "--data-dir", tmp_path / "nothing", "--out", tmp_path / "out")
     assert str(tmp_path / "nothing") in str(e.value) and "cifar-10-batches-py" in str(e.value)
+    assert not (tmp_path / "out").exists()  # a failed start leaves no run behind to --resume
