@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
+
 
 def save_atomically(path: Path, payload: dict) -> None:
     """``torch.save`` that never leaves a half-written file: a kill mid-save keeps the old one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as f:
+        torch.save(payload, f)
 
 
 def save_checkpoint(path: Path, state: dict, model, optimizer, scheduler, scaler) -> None:

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import statistics
-import tempfile
 from pathlib import Path
+
+from .atomic import atomic_write
 
 METRICS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_seconds", "images_per_second")
 
 
-def write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_json(path: Path, value) -> None:
-    write_atomically(path, json.dumps(value, indent=2) + "\n")
+    with atomic_write(path) as f:
+        f.write((json.dumps(value, indent=2) + "\n").encode())
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:

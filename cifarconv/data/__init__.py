@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write
 from .download import MD5, URL, download, safe_extract
 from .formats import (
     CLASSES, TEST_BATCH, TRAIN_BATCHES, Cifar10, DataError, image_files, read_binary_batches, read_image_folders,
@@ -70,17 +70,6 @@ def _fingerprint(kind: str, folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _save_atomically(path: Path, data: Cifar10) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **data._asdict())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def load_cifar10(data_dir: str | os.PathLike, download_missing: bool = True, url: str = URL, md5: str = MD5) -> Cifar10:
     data_dir = Path(data_dir)
     source = find_source(data_dir)
@@ -106,7 +95,8 @@ def load_cifar10(data_dir: str | os.PathLike, download_missing: bool = True, url
             return Cifar10(**{name: f[name] for name in Cifar10._fields})
     data = READERS[kind](path)
     try:
-        _save_atomically(cache, data)
+        with atomic_write(cache) as f:
+            np.savez(f, **data._asdict())
     except OSError as e:
         warnings.warn(f"could not cache the decoded data set in {cache} ({e}); it will be decoded again next time")
     return data

@@ -12,6 +12,7 @@ import urllib.request
 import zlib
 from pathlib import Path
 
+from ..atomic import atomic_write
 from .formats import DataError
 
 # The python-batches archive and the md5 its authors publish (https://www.cs.toronto.edu/~kriz/cifar.html).
@@ -27,18 +28,12 @@ def download(url: str, dest: Path, md5: str, timeout: float = 60) -> Path:
     """Download ``url`` to ``dest``; the file appears (atomically) only if its md5 matches."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.md5(usedforsecurity=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
+    with atomic_write(dest) as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        while chunk := response.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
         if digest.hexdigest() != md5:
             raise ChecksumError(f"{url}: md5 {digest.hexdigest()} does not match the published {md5}; nothing was kept")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 

@@ -45,6 +45,10 @@ class GpuLoader:
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
         self.batch_size, self.train, self.rank, self.world_size = batch_size, train, rank, world_size
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # Batches per epoch.  Training drops a last partial batch (every step has the full batch),
+        # unless the rank holds less than one batch: then that is its one batch.
+        n = len(self.shard(torch.arange(len(labels))))
+        self.batches = max(1, n // batch_size) if train else -(-n // batch_size)
 
     def shard(self, order: torch.Tensor) -> torch.Tensor:
         """This rank's positions in an epoch's order (every rank the same count when training)."""
@@ -52,10 +56,7 @@ class GpuLoader:
         return positions[: len(order) // self.world_size] if self.train else positions
 
     def __len__(self) -> int:
-        """Batches per epoch.  Training drops a last partial batch (every step has the full
-        batch), unless the rank holds less than one batch: then that is its one batch."""
-        n = len(self.shard(torch.arange(len(self.labels))))
-        return max(1, n // self.batch_size) if self.train else -(-n // self.batch_size)
+        return self.batches
 
     def epoch(self, seed: int, epoch: int):
         """Yields (images, labels) batches: normalized float32, augmented when training."""
