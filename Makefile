@@ -7,7 +7,7 @@ NVCC ?= nvcc
 # GPU architectures for the compile-only check of the CUDA kernels.
 CUDA_CHECK_ARCHS ?= 80 90
 
-.PHONY: setup run test cuda-check
+.PHONY: setup run test train cuda-check
 
 setup:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
@@ -19,6 +19,11 @@ run: setup
 
 test: setup
 	$(PYTHON) -m pytest tests
+
+# Train CIFAR-10 from ./data (or $$CIFARCONV_DATA); TRAIN_ARGS adds flags, e.g. TRAIN_ARGS="--conv torch,custom".
+TRAIN_ARGS ?=
+train: setup
+	$(PYTHON) -m cifarconv.train $(TRAIN_ARGS)
 
 # Compile every CUDA kernel file with the bare nvcc, as torch's build would (same
 # half-precision defines), for each architecture: no GPU or CUDA torch needed.

@@ -1,0 +1,134 @@
+"""The trainer end to end on the CPU: a smoke run on real CIFAR-10 images from ../shared/data,
+resume after an interruption, and bad flags giving clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cifarconv import train
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ARCHIVE = Path(os.environ.get("CIFARCONV_SHARED_DATA", REPO.parent / "shared" / "data")) / "cifar10-jpg.tar.gz"
+
+
+@pytest.fixture(scope="module")
+def real_images(tmp_path_factory):
+    """A few hundred real CIFAR-10 images (JPEG copy): 20 train and 10 test per class, in image folders."""
+    if not SHARED_ARCHIVE.is_file():  # CI has ../shared beside the clone: missing data is a failure, not a skip
+        pytest.fail(f"the shared CIFAR-10 archive is missing: {SHARED_ARCHIVE} (set CIFARCONV_SHARED_DATA)")
+    root, taken = tmp_path_factory.mktemp("cifar-jpg"), Counter()
+    with tarfile.open(SHARED_ARCHIVE, "r:gz") as tar:
+        for member in tar:
+            if member.isfile():
+                split, label = member.name.split("/")[:2]
+                if taken[split, label] < (20 if split == "train" else 10):
+                    taken[split, label] += 1
+                    tar.extract(member, root, filter="data")
+    return root
+
+
+def run(*flags):
+    return train.main([str(f) for f in flags])
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_two_backends_on_real_images(real_images, tmp_path):
+    out = tmp_path / "out"
+    run("--conv", "torch,custom", "--model", "fastnet", "--device", "cpu", "--epochs", "1", "--batch-size", "100",
+        "--data-dir", real_images, "--out", out)
+    records = json.loads((out / "results.json").read_text())
+    assert [(r["conv"], r["seed"]) for r in records] == [("torch", 0), ("custom", 0)]
+    for r in records:
+        assert 0 <= r["test_accuracy"] <= 1 and r["epochs"] == 1
+        assert r["train_seconds"] > 0 and r["images_per_second"] > 0
+        assert r["peak_memory_bytes"] is None  # not measured on the CPU
+        assert (r["train_images"], r["test_images"]) == (200, 100)
+        rows = read_csv(out / f"{r['conv']}-seed0" / "metrics.csv")
+        assert [row["epoch"] for row in rows] == ["1"]
+        assert all(math.isfinite(float(rows[0][k])) for k in ("train_loss", "test_loss"))
+    assert (out / "curves.png").stat().st_size > 1000
+    assert "vs torch" in (out / "table.txt").read_text()
+    # Nothing but the conv differs: same weights, data and augmentation give the same loss up to rounding.
+    losses = [float(read_csv(out / f"{c}-seed0" / "metrics.csv")[0]["train_loss"]) for c in ("torch", "custom")]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)
+
+
+def test_resume_continues_from_the_last_epoch(real_images, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    flags = ("--conv", "torch", "--model", "fastnet", "--device", "cpu", "--epochs", "2", "--batch-size", "30",
+             "--limit-train", "60", "--limit-test", "30", "--data-dir", real_images, "--out", out)
+    save = train.save_checkpoint
+
+    def save_then_die(*args):
+        save(*args)
+        raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(*flags)
+    first = read_csv(out / "torch-seed0" / "metrics.csv")
+    assert [row["epoch"] for row in first] == ["1"] and not (out / "results.json").exists()
+
+    monkeypatch.setattr(train, "save_checkpoint", save)
+    with pytest.raises(SystemExit):
+        run(*flags)
+    assert "already holds a run: continue it with --resume" in capsys.readouterr().err
+    run("--resume", out)
+    rows = read_csv(out / "torch-seed0" / "metrics.csv")
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert rows[0] == first[0]  # epoch 1 was not trained again
+    (record,) = json.loads((out / "results.json").read_text())
+    assert record["epochs"] == 2 and record["train_images"] == 60
+
+    def must_not_train(*args):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(train, "train_run", must_not_train)
+    run("--out", out, "--resume")
+    assert json.loads((out / "results.json").read_text()) == [record]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--conv", "torch,nope"], "unknown conv backend nope; valid names: torch, custom, cpp, cuda, triton"),
+    (["--conv", "torch,torch"], "named twice"),
+    (["--conv", "cuda", "--device", "cpu"], "--conv cuda cannot run on cpu here: it runs on cuda tensors"),
+    (["--epochs", "0"], "must be positive"),
+    (["--lr", "-1"], "must be positive"),
+    (["--batch-size", "x"], "invalid int value"),
+    (["--model", "vgg"], "invalid choice: 'vgg'"),
+    (["--amp", "fp8"], "invalid choice: 'fp8'"),
+    (["--device", "tpu"], "--device 'tpu'"),
+    (["--resume"], "--resume needs the run's folder"),
+])
+def test_bad_flags_are_clear_errors(flags, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        run(*flags, "--out", tmp_path / "out") if "--resume" not in flags else run(*flags)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-CUDA message")
+def test_cuda_device_without_cuda(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        run("--device", "cuda", "--out", tmp_path)
+    assert "CUDA is not available here" in capsys.readouterr().err
+
+
+def test_no_data_offline_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("cifarconv.data.URL", (tmp_path / "offline.tar.gz").as_uri())
+    with pytest.raises(SystemExit) as e:
+        run("--device", "cpu", "--data-dir", tmp_path / "nothing", "--out", tmp_path / "out")
+    assert str(tmp_path / "nothing") in str(e.value) and "cifar-10-batches-py" in str(e.value)
+    assert not (tmp_path / "out").exists()  # a failed start leaves no run behind to --resume
