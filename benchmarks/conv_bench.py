@@ -228,7 +228,7 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
                 else:
                     errors[backend, name] = error
         del reference
-        times = timing.median_ms(fns, s.device, s.warmup, s.reps, s.quick)
+        times = timing.time_ms(fns, s.device, s.warmup, s.reps, s.quick)
         memory = {key: timing.peak_memory_bytes(fn, s.device) for key, fn in fns.items()}
 
     flops = layer.flops(s.batch_size)
@@ -310,7 +310,7 @@ def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
             steps[backend] = step
         else:
             errors[backend] = error
-    times = timing.median_ms(steps, s.device, s.warmup, s.reps, s.quick)
+    times = timing.time_ms(steps, s.device, s.warmup, s.reps, s.quick)
     memory = {backend: timing.peak_memory_bytes(step, s.device) for backend, step in steps.items()}
     base = {"model": "resnet18", "layer": "resnet18", "count": 1, "batch_size": s.batch_size}
     records = [record(base, b, "train_step", times.get(b), None, None, memory.get(b), rel_errors.get(b),

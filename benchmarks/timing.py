@@ -38,16 +38,20 @@ def timer_name(device: torch.device) -> str:
     return "CUDA events, median after warm-up"
 
 
-def median_ms(
-    fns: Mapping[Hashable, Callable[[], object]], device: torch.device, warmup: int, reps: int, quick: bool = False
+STATISTICS = {"median": statistics.median, "min": min}
+
+
+def time_ms(
+    fns: Mapping[Hashable, Callable[[], object]], device: torch.device, warmup: int, reps: int, quick: bool = False,
+    statistic: str = "median",
 ) -> dict[Hashable, float]:
-    """Median milliseconds per call of each callable in ``fns``."""
+    """Milliseconds per call of each callable in ``fns``: the median, or with ``statistic="min"`` the fastest."""
     if device.type == "cuda":
-        return {key: _cuda_median_ms(fn, warmup, reps, quick) for key, fn in fns.items()}
-    return _interleaved_median_ms(fns, warmup, reps)
+        return {key: _cuda_ms(fn, warmup, reps, quick, statistic) for key, fn in fns.items()}
+    return _interleaved_ms(fns, warmup, reps, statistic)
 
 
-def _interleaved_median_ms(fns, warmup: int, reps: int) -> dict:
+def _interleaved_ms(fns, warmup: int, reps: int, statistic: str) -> dict:
     keys = list(fns)
     for key in keys:
         for _ in range(warmup):
@@ -59,14 +63,14 @@ def _interleaved_median_ms(fns, warmup: int, reps: int) -> dict:
             start = time.perf_counter()
             fns[key]()
             times[key].append((time.perf_counter() - start) * 1e3)
-    return {key: statistics.median(t) for key, t in times.items()}
+    return {key: STATISTICS[statistic](t) for key, t in times.items()}
 
 
-def _cuda_median_ms(fn, warmup: int, reps: int, quick: bool) -> float:
+def _cuda_ms(fn, warmup: int, reps: int, quick: bool, statistic: str) -> float:
     do_bench = _do_bench()
     if do_bench is not None:
         warm_ms, rep_ms = DO_BENCH_QUICK_MS if quick else DO_BENCH_MS
-        return float(do_bench(fn, warmup=warm_ms, rep=rep_ms, return_mode="median"))
+        return float(do_bench(fn, warmup=warm_ms, rep=rep_ms, return_mode=statistic))
     for _ in range(warmup):
         fn()
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
@@ -77,7 +81,7 @@ def _cuda_median_ms(fn, warmup: int, reps: int, quick: bool) -> float:
         fn()
         end.record()
     torch.cuda.synchronize()
-    return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends))
+    return STATISTICS[statistic]([s.elapsed_time(e) for s, e in zip(starts, ends)])
 
 
 def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
