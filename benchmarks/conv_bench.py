@@ -242,10 +242,13 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
                                   rel_errors.get(key), errors.get(key)))
         passes = records[-len(PASSES):]
         failed = [r["pass"] for r in passes if r["ms"] is None]
+
+        def over_passes(field, combine):
+            values = [r[field] for r in passes]
+            return None if failed or None in values else combine(values)
         records.append(record(
-            base, backend, "sum", None if failed else sum(r["ms"] for r in passes), len(PASSES) * flops,
-            len(PASSES) * floor, None if s.device.type != "cuda" else max(r["peak_memory_bytes"] or 0 for r in passes),
-            None if failed else max(r["max_rel_error"] or 0.0 for r in passes),
+            base, backend, "sum", over_passes("ms", sum), len(PASSES) * flops, len(PASSES) * floor,
+            over_passes("peak_memory_bytes", max), over_passes("max_rel_error", max),
             f"no time: {', '.join(failed)} failed" if failed else None))
     add_ratios(records)
     return records
@@ -315,8 +318,6 @@ def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
     base = {"model": "resnet18", "layer": "resnet18", "count": 1, "batch_size": s.batch_size}
     records = [record(base, b, "train_step", times.get(b), None, None, memory.get(b), rel_errors.get(b),
                       errors.get(b)) for b in backends]
-    for r in records:
-        r["floor_ms"] = None
     add_ratios(records)
     return records
 

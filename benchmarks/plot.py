@@ -59,7 +59,7 @@ def plot(result: dict, path: Path) -> None:
         ax.set_title(PASS_TITLES[pass_name])
         ax.set_xticks(range(len(keys)))
         multi_model = len({m for m, _ in keys}) > 1
-        ax.set_xticklabels([f"{m}\n{layer}" if multi_model else layer for m, layer in keys],
+        ax.set_xticklabels([f"{m} {layer}" if multi_model else layer for m, layer in keys],
                            rotation=30, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=8, ncol=len(backends) + 1)
