@@ -1,0 +1,457 @@
+#!/usr/bin/env python3
+"""Every cifarconv backend against torch's own convolution, per conv layer and pass.
+
+    python benchmarks/conv_bench.py                     # all backends usable here, ResNet-18 layers
+    python benchmarks/conv_bench.py --device cuda --dtype bfloat16 --channels-last --batch-size 512
+    python benchmarks/conv_bench.py --device cpu --backends torch,custom,cpp --batch-size 16 --quick --out r.json
+    python benchmarks/plot.py r.json                    # or --plot: a PNG of the same table
+
+For each layer, backend and pass (forward, grad input, grad weight, and their sum) it
+checks the backend's result against torch's, then times it (median after warm-up) and
+reports TFLOP/s, the ratio of its time to torch's, the roofline floor and, on CUDA, the
+peak memory.  Then one ResNet-18 training step per backend.  A backend whose result
+differs from torch's gets an error instead of a time, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, when imported from elsewhere
+import layers  # noqa: E402
+import roofline  # noqa: E402
+import timing  # noqa: E402
+
+import cifarconv  # noqa: E402
+from cifarconv.atomic import atomic_write  # noqa: E402
+from cifarconv.models import resnet18  # noqa: E402
+from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
+
+PASSES = ("fwd", "dgrad", "wgrad")  # forward, grad input, grad weight; "sum" adds the three
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# A result is correct if max |result - torch's| <= TOLERANCE * max |torch's|.
+TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 2e-2, torch.float16: 2e-2}
+# float32 on CUDA: torch's cuDNN conv uses TF32 by default, and so does Triton's tl.dot; each rounds
+# its inputs to 10 mantissa bits, so the two sides may differ by a few 1e-4 of the largest value.
+CUDA_FLOAT32_TOLERANCE = 5e-3
+MODEL_TOLERANCE_FACTOR = 10  # the training step's logits pass through 20 convs, so rounding compounds
+QUICK_LAYERS = 3
+
+
+@dataclass(frozen=True)
+class Settings:
+    device: torch.device
+    dtype: torch.dtype
+    channels_last: bool
+    batch_size: int
+    warmup: int
+    reps: int
+    quick: bool
+
+    @property
+    def tolerance(self) -> float:
+        if self.dtype == torch.float32 and self.device.type == "cuda":
+            return CUDA_FLOAT32_TOLERANCE
+        return TOLERANCE[self.dtype]
+
+    def prepare(self, t: torch.Tensor) -> torch.Tensor:
+        t = t.to(device=self.device, dtype=self.dtype)
+        return t.contiguous(memory_format=torch.channels_last) if self.channels_last and t.dim() == 4 else t
+
+
+# ---------------------------------------------------------------- command line
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python benchmarks/conv_bench.py", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[1:6]))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda[:i] (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32")
+    p.add_argument("--channels-last", action="store_true", help="inputs, weights and grads in channels_last")
+    p.add_argument("--batch-size", type=int, help="default: 16 on CPU, 512 on CUDA; 2 with --quick")
+    p.add_argument("--backends", help="comma-separated (default: all usable on the device); torch is always included")
+    p.add_argument("--layers", choices=layers.LAYER_SETS, default=layers.DEFAULT_SET,
+                   help="whose conv layers (default: resnet18)")
+    p.add_argument("--shape", help=f"one layer instead: {layers.SHAPE_FORMAT}; padding defaults to (k-1)//2, "
+                                   "N is the batch size")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run: the first {QUICK_LAYERS} layers, batch 2, warm-up 1, 3 reps, small roofline")
+    p.add_argument("--warmup", type=int, help="warm-up calls (default 2; 1 with --quick)")
+    p.add_argument("--reps", type=int, help="timed calls, median taken (default 10; 3 with --quick)")
+    p.add_argument("--no-model", action="store_true", help="skip the ResNet-18 training step")
+    p.add_argument("--out", type=Path, help="write the results as JSON here")
+    p.add_argument("--plot", nargs="?", const=True, metavar="PNG",
+                   help="draw the results as a PNG (default path: --out with .png, else conv_bench.png)")
+    args = p.parse_args(argv)
+
+    try:
+        args.device = torch.device(args.device)
+    except RuntimeError as e:
+        p.error(f"--device: {e}")
+    if args.device.type == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device is available here")
+    args.dtype = DTYPES[args.dtype]
+    if args.device.type == "cpu" and args.dtype != torch.float32:
+        warnings.warn(f"{args.dtype} on CPU: supported, but slow and not what the CPU kernels are tuned for")
+    if args.shape is not None:
+        try:
+            shape_batch, args.shape = layers.parse_shape(args.shape)
+        except ValueError as e:
+            p.error(str(e))
+        if args.batch_size not in (None, shape_batch):
+            p.error(f"--shape sets the batch size to {shape_batch}, but --batch-size says {args.batch_size}")
+        args.batch_size = shape_batch
+    if args.batch_size is None:
+        args.batch_size = 2 if args.quick else (512 if args.device.type == "cuda" else 16)
+    if args.warmup is None:
+        args.warmup = 1 if args.quick else 2
+    if args.reps is None:
+        args.reps = 3 if args.quick else 10
+    for name in ("batch_size", "reps"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.warmup < 0:
+        p.error("--warmup must be >= 0")
+    try:
+        args.backends = pick_backends(args.backends, args.device)
+    except ValueError as e:
+        p.error(str(e))
+    if args.plot is True:
+        args.plot = args.out.with_suffix(".png") if args.out else Path("conv_bench.png")
+    return args
+
+
+def pick_backends(text: str | None, device: torch.device) -> list[str]:
+    """The backends to run, torch first (it is the reference); a clear error for a bad or unusable name."""
+    if text is None:
+        return available_backends(device)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        try:
+            check_name(name)
+        except ValueError as e:
+            raise ValueError(f"--backends: {e}") from None
+        if name == AUTO:
+            raise ValueError(f"--backends: name the backends to compare ({', '.join(BACKENDS)}), not {AUTO!r}")
+        reason = unavailable_reason(name, device)
+        if reason is not None:
+            raise ValueError(f"--backends: {name!r} cannot run on {device.type} here: {reason}")
+    return ["torch"] + [n for n in dict.fromkeys(names) if n != "torch"]
+
+
+# ---------------------------------------------------------------- one layer
+
+def ops_for(backend: str, device: torch.device):
+    """The backend's op family (tests replace this to plant a wrong backend)."""
+    return resolve(backend, device)
+
+
+def pass_functions(backend: str, layer: layers.ConvLayer, x, w, b, dy, device) -> dict:
+    """One zero-argument callable per pass, each returning a tuple of result tensors.
+
+    The passes call the backend's ops directly, with no autograd graph around them:
+    ``conv2d``, ``conv2d_grad_input`` and ``conv2d_grad_weight`` of its op family; for
+    torch, ``F.conv2d`` and ``aten.convolution_backward`` with one output selected.
+    """
+    conv = (layer.stride, layer.padding, layer.dilation, layer.groups)
+    wgrad_outputs = 2 if layer.bias else 1  # grad weight, and grad bias if the layer has one
+    ops = ops_for(backend, device)
+    if backend == "torch":
+        def backward(mask):
+            return torch.ops.aten.convolution_backward(
+                dy, x, w, [layer.c_out] if layer.bias else None, *conv[:3], False, [0, 0], layer.groups, mask)
+        return {
+            "fwd": lambda: (ops.conv2d(x, w, b, *conv),),
+            "dgrad": lambda: (backward([True, False, False])[0],),
+            "wgrad": lambda: tuple(backward([False, True, layer.bias])[1:1 + wgrad_outputs]),
+        }
+    return {
+        "fwd": lambda: (ops.conv2d(x, w, b, *conv),),
+        "dgrad": lambda: (ops.conv2d_grad_input(dy, w, layer.hw, *conv),),
+        "wgrad": lambda: tuple(ops.conv2d_grad_weight(dy, x, layer.kernel, *conv, layer.bias)[:wgrad_outputs]),
+    }
+
+
+def compare(got, want, tolerance: float) -> tuple[float | None, str | None]:
+    """(max |got - want| / max |want| over the result tensors, error message or None)."""
+    worst = 0.0
+    for g, r in zip(got, want):
+        if g.shape != r.shape:
+            return None, f"shape {tuple(g.shape)}, torch's is {tuple(r.shape)}"
+        scale = r.abs().max().float().item() or 1.0
+        err = (g.float() - r.float()).abs().max().item() / scale
+        if not err <= tolerance:  # NaN fails too
+            return err, f"differs from torch: max |diff| / max |torch| = {err:.1e} > {tolerance:.0e}"
+        worst = max(worst, err)
+    return worst, None
+
+
+def safe_call(fn):
+    """(result, None), or (None, message) if the backend raised."""
+    try:
+        return fn(), None
+    except Exception as e:  # a backend that fails on this layer gets an error record, not a crash
+        return None, f"raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[str], s: Settings,
+                roof: roofline.Roofline) -> list[dict]:
+    """Check every (backend, pass) against torch, time the correct ones (interleaved), make the records."""
+    g = torch.Generator().manual_seed(0)
+    shapes = layer.shapes(s.batch_size)
+    fan_in = (layer.c_in // layer.groups) * layer.kernel[0] * layer.kernel[1]
+    x = s.prepare(torch.randn(shapes["input"], generator=g))
+    w = s.prepare(torch.randn(shapes["weight"], generator=g) / fan_in**0.5)
+    b = s.prepare(torch.randn(layer.c_out, generator=g)) if layer.bias else None
+    dy = s.prepare(torch.randn(shapes["output"], generator=g))
+
+    fns, errors, rel_errors = {}, {}, {}
+    with torch.no_grad():
+        reference = {}
+        for backend in backends:
+            for name, fn in pass_functions(backend, layer, x, w, b, dy, s.device).items():
+                result, error = safe_call(fn)
+                if error is None:
+                    if backend == "torch":
+                        reference[name] = result
+                    elif name not in reference:
+                        error = "torch's own result is missing, nothing to compare with"
+                    else:
+                        rel_errors[backend, name], error = compare(result, reference[name], s.tolerance)
+                del result
+                if error is None:
+                    fns[backend, name] = fn
+                else:
+                    errors[backend, name] = error
+        del reference
+        times = timing.time_ms(fns, s.device, s.warmup, s.reps, s.quick)
+        memory = {key: timing.peak_memory_bytes(fn, s.device) for key, fn in fns.items()}
+
+    flops = layer.flops(s.batch_size)
+    floor = roof.floor_ms(flops, layer.bytes(s.batch_size, x.element_size()))
+    base = {"model": model, "layer": layer.name, "count": count, "batch_size": s.batch_size}
+    records = []
+    for backend in backends:
+        for name in PASSES:
+            key = (backend, name)
+            records.append(record(base, backend, name, times.get(key), flops, floor, memory.get(key),
+                                  rel_errors.get(key), errors.get(key)))
+        passes = records[-len(PASSES):]
+        failed = [r["pass"] for r in passes if r["ms"] is None]
+
+        def over_passes(field, combine):
+            values = [r[field] for r in passes]
+            return None if failed or None in values else combine(values)
+        records.append(record(
+            base, backend, "sum", over_passes("ms", sum), len(PASSES) * flops, len(PASSES) * floor,
+            over_passes("peak_memory_bytes", max), over_passes("max_rel_error", max),
+            f"no time: {', '.join(failed)} failed" if failed else None))
+    add_ratios(records)
+    return records
+
+
+def record(base, backend, pass_name, ms, flops, floor, peak, rel_error, error) -> dict:
+    return {
+        **base, "backend": backend, "pass": pass_name, "ms": ms,
+        "tflops": flops / (ms * 1e-3) / 1e12 if ms and flops else None,
+        "ratio_to_torch": None, "floor_ms": floor, "peak_memory_bytes": peak,
+        "max_rel_error": rel_error, "error": error,
+    }
+
+
+def add_ratios(records: list[dict]) -> None:
+    """ratio_to_torch = ms / torch's ms for the same layer and pass (2.0: twice as long as torch)."""
+    torch_ms = {(r["model"], r["layer"], r["pass"]): r["ms"] for r in records if r["backend"] == "torch"}
+    for r in records:
+        ref = torch_ms.get((r["model"], r["layer"], r["pass"]))
+        r["ratio_to_torch"] = r["ms"] / ref if r["ms"] is not None and ref else None
+
+
+# ---------------------------------------------------------------- whole model
+
+def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
+    """One ResNet-18 training step (forward, backward, SGD) per backend: same weights, same batch."""
+    torch.manual_seed(0)
+    base_model = resnet18()
+    g = torch.Generator().manual_seed(0)
+    images = s.prepare(torch.randn(s.batch_size, 3, 32, 32, generator=g))
+    labels = torch.randint(0, 10, (s.batch_size,), generator=g).to(s.device)
+
+    def make_step(backend):
+        model = cifarconv.convert(copy.deepcopy(base_model), backend).to(s.device, s.dtype)
+        if s.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(images)
+            F.cross_entropy(logits.float(), labels).backward()
+            optimizer.step()
+            return (logits.detach(),)
+        return step
+
+    steps, errors, rel_errors = {}, {}, {}
+    reference = None
+    for backend in backends:
+        step, error = safe_call(lambda: make_step(backend))
+        logits, error = (None, error) if error else safe_call(step)  # the first step: same weights everywhere
+        if error is None:
+            if backend == "torch":
+                reference = logits
+            elif reference is None:
+                error = "torch's own result is missing, nothing to compare with"
+            else:
+                rel_errors[backend], error = compare(logits, reference, MODEL_TOLERANCE_FACTOR * s.tolerance)
+                error = error and f"logits {error}"
+        if error is None:
+            steps[backend] = step
+        else:
+            errors[backend] = error
+    times = timing.time_ms(steps, s.device, s.warmup, s.reps, s.quick)
+    memory = {backend: timing.peak_memory_bytes(step, s.device) for backend, step in steps.items()}
+    base = {"model": "resnet18", "layer": "resnet18", "count": 1, "batch_size": s.batch_size}
+    records = [record(base, b, "train_step", times.get(b), None, None, memory.get(b), rel_errors.get(b),
+                      errors.get(b)) for b in backends]
+    add_ratios(records)
+    return records
+
+
+# ---------------------------------------------------------------- output
+
+COLUMNS = (f"{'model':9s} {'layer':24s} {'n':>2s} {'pass':10s} {'backend':8s} {'ms':>9s} {'TFLOP/s':>8s} "
+           f"{'x torch':>8s} {'floor ms':>9s} {'floor %':>8s} {'peak MiB':>9s}")
+
+
+def table_rows(records: list[dict]) -> list[str]:
+    """One line per record; model, layer and count only where they change."""
+    rows, last = [], None
+    for r in records:
+        where = (r["model"], r["layer"])
+        model, layer, n = (r["model"], r["layer"], str(r["count"])) if where != last else ("", "", "")
+        last = where
+        head = f"{model:9s} {layer:24s} {n:>2s} {r['pass']:10s} {r['backend']:8s}"
+        if r["error"]:
+            rows.append(f"{head} ERROR: {r['error']}")
+            continue
+
+        def num(value, fmt, scale=1.0):
+            width = int(fmt.split(".")[0])
+            return f"{'-':>{width}s}" if value is None else format(value * scale, fmt)
+        efficiency = r["floor_ms"] / r["ms"] * 100 if r["floor_ms"] is not None else None
+        rows.append(f"{head} {num(r['ms'], '9.3f')} {num(r['tflops'], '8.3g')} {num(r['ratio_to_torch'], '8.2f')} "
+                    f"{num(r['floor_ms'], '9.3f')} {num(efficiency, '8.1f')} "
+                    f"{num(r['peak_memory_bytes'], '9.1f', 2**-20)}")
+    return rows
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs"
+
+
+def versions() -> dict:
+    def version(package):
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    return {"cifarconv": cifarconv.__version__, "torch": torch.__version__, "triton": version("triton"),
+            "python": platform.python_version(), "cuda": torch.version.cuda}
+
+
+def settings_json(args, s: Settings, layer_source: str) -> dict:
+    return {
+        "device_type": s.device.type, "dtype": str(s.dtype).removeprefix("torch."), "channels_last": s.channels_last,
+        "batch_size": s.batch_size, "backends": args.backends, "layers": layer_source, "quick": s.quick,
+        "warmup": s.warmup, "reps": s.reps, "timer": timing.timer_name(s.device),
+        "torch_num_threads": torch.get_num_threads(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "tolerance": s.tolerance, "ratio_to_torch": "ms / torch ms (above 1: slower than torch)",
+        "peak_memory": "CUDA: max_memory_allocated above the allocation before the call; CPU: not measured (null)",
+    }
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    s = Settings(args.device, args.dtype, args.channels_last, args.batch_size, args.warmup, args.reps, args.quick)
+    if s.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if args.shape is not None:
+        work, layer_source = [("shape", args.shape, 1)], f"shape {args.shape.name}"
+    else:
+        work, layer_source = layers.layer_set(args.layers), args.layers
+        if args.quick:
+            work, layer_source = work[:QUICK_LAYERS], f"{args.layers} (first {QUICK_LAYERS} layers, --quick)"
+
+    name = device_name(s.device)
+    print(f"cifarconv {cifarconv.__version__} | torch {torch.__version__} | {name} | {s.device}")
+    print(f"backends {', '.join(args.backends)} | {layer_source} | batch {s.batch_size} | "
+          f"{str(s.dtype).removeprefix('torch.')}{' channels_last' if s.channels_last else ''} | "
+          f"warm-up {s.warmup}, {s.reps} reps | {timing.timer_name(s.device)}")
+    roof = roofline.measure(s.device, s.dtype, s.warmup, s.reps, s.quick)
+    print(f"roofline: peak {roof.peak_tflops:.3f} TFLOP/s ({roof.matmul_n}^3 matmul), "
+          f"bandwidth {roof.bandwidth_gbs:.1f} GB/s ({roof.copy_bytes / 2**21:.0f} MiB copy)")
+    print("ms: median per call; x torch: ms / torch's ms; floor: the roofline's least time; "
+          "floor %: floor / ms\n")
+    print(COLUMNS)
+    records = []
+    for model, layer, count in work:
+        layer_records = bench_layer(model, layer, count, args.backends, s, roof)
+        print("\n".join(table_rows(layer_records)), flush=True)
+        records += layer_records
+    if not args.no_model:
+        model_records = bench_train_step(args.backends, s)
+        print("\n".join(table_rows(model_records)), flush=True)
+        records += model_records
+
+    failures = [r for r in records if r["error"] and r["pass"] != "sum"]
+    result = {
+        "device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(), "settings": settings_json(args, s, layer_source), "roofline": roof.to_json(),
+        "results": records,
+    }
+    if args.out:
+        with atomic_write(args.out) as f:
+            f.write(json.dumps(result, indent=1).encode())
+        print(f"\nwrote {args.out}")
+    if args.plot:
+        import plot
+        plot.plot(result, args.plot)
+        print(f"wrote {args.plot}")
+    if failures:
+        print(f"\n{len(failures)} result(s) differ from torch or failed; they have no time:", file=sys.stderr)
+        for r in failures:
+            print(f"  {r['backend']} {r['model']} {r['layer']} {r['pass']}: {r['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
