@@ -36,8 +36,8 @@ import roofline  # noqa: E402
 import timing  # noqa: E402
 
 import cifarconv  # noqa: E402
-from cifarconv.atomic import atomic_write  # noqa: E402
-from cifarconv.models import resnet18  # noqa: E402
+from cifarconv.train.atomic import atomic_write  # noqa: E402
+from cifarconv.train.models import resnet18  # noqa: E402
 from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
 
 PASSES = ("fwd", "dgrad", "wgrad")  # forward, grad input, grad weight; "sum" adds the three

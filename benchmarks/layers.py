@@ -1,7 +1,7 @@
 """The conv layers to benchmark: those of the real models, or one shape from the command line.
 
 Each model's layers are found by running it once on a (1, 3, 32, 32) input with a
-forward hook on every ``nn.Conv2d``, so the sets follow ``cifarconv.models`` whenever
+forward hook on every ``nn.Conv2d``, so the sets follow ``cifarconv.train.models`` whenever
 the models change.  Identical layers are listed once with their count in the model.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cifarconv.models import MODELS
+from cifarconv.train.models import MODELS
 
 DEFAULT_SET = "resnet18"
 LAYER_SETS = (*MODELS, "all")  # resnet9, resnet18, fastnet, all
@@ -78,7 +78,7 @@ class ConvLayer:
 
 
 def model_layers(model_name: str) -> list[tuple[ConvLayer, int]]:
-    """The distinct conv layers of ``cifarconv.models.MODELS[model_name]`` with their counts, in order of use."""
+    """The distinct conv layers of ``cifarconv.train.models.MODELS[model_name]`` with their counts, in order of use."""
     model = MODELS[model_name]().eval()
     seen: list[ConvLayer] = []
 

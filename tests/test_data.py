@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from cifarconv.data import CLASSES, DataError, load_cifar10
-from cifarconv.data.download import MD5, URL, ChecksumError, safe_extract
-from cifarconv.data.gpu_loader import GpuLoader, augment, class_balanced_subset
+from cifarconv.train.data import CLASSES, DataError, load_cifar10
+from cifarconv.train.data.download import MD5, URL, ChecksumError, safe_extract
+from cifarconv.train.data.gpu_loader import GpuLoader, augment, class_balanced_subset
 
 PER_BATCH, TEST = 4, 10  # images per train batch (5 batches) and in the test batch
 
@@ -125,7 +125,7 @@ def test_decoded_arrays_are_cached_once(tmp_path, cifar, monkeypatch):
     write_image_folders(tmp_path, *cifar)
     load_cifar10(tmp_path)
     assert len(list(tmp_path.glob("cifarconv-cache-images-*.npz"))) == 1
-    monkeypatch.setitem(__import__("cifarconv.data", fromlist=["READERS"]).READERS, "images", None)  # not read again
+    monkeypatch.setitem(__import__("cifarconv.train.data", fromlist=["READERS"]).READERS, "images", None)  # not read again
     assert_same(load_cifar10(tmp_path), *cifar)
 
 

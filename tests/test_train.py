@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cifarconv import train
+from cifarconv.train import cli, loop
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = Path(os.environ.get("CIFARCONV_SHARED_DATA", REPO.parent / "shared" / "data")) / "cifar10-jpg.tar.gz"
@@ -36,7 +36,7 @@ def real_images(tmp_path_factory):
 
 
 def run(*flags):
-    return train.main([str(f) for f in flags])
+    return cli.main([str(f) for f in flags])
 
 
 def read_csv(path):
@@ -69,19 +69,19 @@ def test_resume_continues_from_the_last_epoch(real_images, tmp_path, monkeypatch
     out = tmp_path / "out"
     flags = ("--conv", "torch", "--model", "fastnet", "--device", "cpu", "--epochs", "2", "--batch-size", "30",
              "--limit-train", "60", "--limit-test", "30", "--data-dir", real_images, "--out", out)
-    save = train.save_checkpoint
+    save = loop.save_checkpoint
 
     def save_then_die(*args):
         save(*args)
         raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
 
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(*flags)
     first = read_csv(out / "torch-seed0" / "metrics.csv")
     assert [row["epoch"] for row in first] == ["1"] and not (out / "results.json").exists()
 
-    monkeypatch.setattr(train, "save_checkpoint", save)
+    monkeypatch.setattr(loop, "save_checkpoint", save)
     with pytest.raises(SystemExit):
         run(*flags)
     assert "already holds a run: continue it with --resume" in capsys.readouterr().err
@@ -95,7 +95,7 @@ def test_resume_continues_from_the_last_epoch(real_images, tmp_path, monkeypatch
     def must_not_train(*args):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(train, "train_run", must_not_train)
+    monkeypatch.setattr(loop, "train_run", must_not_train)
     run("--out", out, "--resume")
     assert json.loads((out / "results.json").read_text()) == [record]
 
@@ -127,7 +127,7 @@ def test_cuda_device_without_cuda(capsys, tmp_path):
 
 
 def test_no_data_offline_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("cifarconv.data.URL", (tmp_path / "offline.tar.gz").as_uri())
+    monkeypatch.setattr("cifarconv.train.data.URL", (tmp_path / "offline.tar.gz").as_uri())
     with pytest.raises(SystemExit) as e:
         run("--device", "cpu", "--data-dir", tmp_path / "nothing", "--out", tmp_path / "out")
     assert str(tmp_path / "nothing") in str(e.value) and "cifar-10-batches-py" in str(e.value)

@@ -1,23 +1,16 @@
-"""Train CIFAR-10 with each chosen conv backend and compare them for accuracy and speed.
-
-    python -m cifarconv.train --conv cuda                         # one backend
-    python -m cifarconv.train --conv torch,triton,cuda --seeds 3  # side by side
+"""Training: one run (one backend, one seed), and the comparison of backends over seeds.
 
 Everything but the conv is held fixed: per seed, every backend starts from the same
 weights and sees the same data order and augmentation (runs interleave: seed 0 for each
 backend, then seed 1, ...).  Reported accuracy is the final epoch's, on the test set.
 Timing covers the training steps only (not evaluation), starts after one warm-up step run
 on a throwaway copy of the model (autotuning, JIT builds), and synchronizes CUDA before
-reading the clock.  Under ``torchrun --nproc_per_node=K`` it trains with DDP.
+reading the clock.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import datetime
-import json
-import os
 import time
 from pathlib import Path
 
@@ -26,114 +19,16 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from . import convert
+from .. import convert
 from .checkpoint import load_checkpoint, save_atomically, save_checkpoint
 from .data import DataError, load_cifar10
 from .data.gpu_loader import GpuLoader, channel_stats, class_balanced_subset
 from .models import MODELS, FastNet
-from .registry import BACKENDS, available_backends, unavailable_reason
+from .recipes import LABEL_SMOOTHING, MOMENTUM, WARMUP_FRACTION, WEIGHT_DECAY
 from .report import comparison_table, plot_curves, write_json, write_metrics
 
-# Per model: (epochs, batch size, peak learning rate).  ResNet-9 is David Page's recipe.
-RECIPES = {"resnet9": (24, 512, 0.4), "resnet18": (30, 512, 0.2), "fastnet": (10, 1024, 0.4)}
-MOMENTUM, WEIGHT_DECAY, LABEL_SMOOTHING, WARMUP_FRACTION = 0.9, 5e-4, 0.2, 0.2
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
-CONFIG_KEYS = ("conv", "model", "epochs", "batch_size", "lr", "seeds", "device", "amp", "channels_last",
-               "data_dir", "limit_train", "limit_test")
 
-
-# --- command line ----------------------------------------------------------------------------
-
-def conv_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in BACKENDS]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"unknown conv backend {', '.join(unknown) or repr(text)}; "
-                                         f"valid names: {', '.join(BACKENDS)}")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"a backend is named twice in {text!r}")
-    return names
-
-
-def positive(kind):
-    def parse(text):
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    parse.__name__ = kind.__name__  # argparse names the type in its errors
-    return parse
-
-
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cifarconv.train", description=__doc__.splitlines()[0])
-    p.add_argument("--conv", type=conv_list, default=["torch"], help=f"backend, or a comma list of: {', '.join(BACKENDS)}")
-    p.add_argument("--model", choices=MODELS, default="resnet9")
-    p.add_argument("--epochs", type=positive(int), help="default per model: " + ", ".join(f"{m} {r[0]}" for m, r in RECIPES.items()))
-    p.add_argument("--batch-size", type=positive(int), help="global batch size (default per model: 512, 512, 1024)")
-    p.add_argument("--lr", type=positive(float), help="peak learning rate of the one-cycle schedule (default per model)")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument("--seeds", type=positive(int), default=1, help="number of seeds: --seed, --seed+1, ...")
-    p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda or cuda:N")
-    p.add_argument("--amp", choices=AMP_DTYPES, help="autocast dtype (default bf16 on CUDA, off on CPU)")
-    p.add_argument("--channels-last", action="store_true", help="channels_last model and inputs")
-    p.add_argument("--data-dir", default=os.environ.get("CIFARCONV_DATA", "data"),
-                   help="CIFAR-10 folder (default $CIFARCONV_DATA, else ./data)")
-    p.add_argument("--limit-train", type=positive(int), help="train on the first N of a fixed class-balanced order")
-    p.add_argument("--limit-test", type=positive(int), help="test on the first N of a fixed class-balanced order")
-    p.add_argument("--out", help="output folder (default runs/<date>-<time>)")
-    p.add_argument("--resume", nargs="?", const=True, metavar="DIR",
-                   help="continue the killed run in DIR (or --out) with its saved settings; finished runs are kept")
-    return p
-
-
-def parse_args(argv=None, world_size: int = 1, local_rank: int = 0) -> argparse.Namespace:
-    parser = make_parser()
-    args = parser.parse_args(argv)
-    if args.resume:
-        out = args.resume if isinstance(args.resume, str) else args.out
-        if out is None:
-            parser.error("--resume needs the run's folder: --resume DIR, or --resume with --out DIR")
-        try:
-            saved = json.loads(Path(out, "config.json").read_text())
-        except FileNotFoundError:
-            parser.error(f"--resume: {out} holds no run to continue (no config.json)")
-        vars(args).update(saved, out=out)
-    else:
-        epochs, batch_size, lr = RECIPES[args.model]
-        args.epochs, args.batch_size, args.lr = args.epochs or epochs, args.batch_size or batch_size, args.lr or lr
-        args.seeds = list(range(args.seed, args.seed + args.seeds))
-        if args.device == "auto":
-            args.device = "cuda" if torch.cuda.is_available() else "cpu"
-        if args.amp is None:
-            args.amp = "bf16" if args.device.startswith("cuda") else "off"
-        args.out = args.out or f"runs/{datetime.datetime.now():%Y%m%d-%H%M%S}"
-        if Path(args.out, "config.json").exists():
-            parser.error(f"--out {args.out} already holds a run: continue it with --resume {args.out}, or pick another folder")
-
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as e:
-        parser.error(f"--device {args.device!r}: {e}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            parser.error(f"--device {args.device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
-        if world_size > 1:
-            device = torch.device("cuda", local_rank)
-    elif device.type != "cpu":
-        parser.error(f"--device {args.device!r}: use auto, cpu, cuda or cuda:N")
-    args.torch_device = device
-    for name in args.conv:
-        reason = unavailable_reason(name, device)
-        if reason is not None:
-            parser.error(f"--conv {name} cannot run on {device.type} here: {reason} "
-                         f"(available on {device.type}: {', '.join(available_backends(device))})")
-    if args.batch_size % world_size:
-        parser.error(f"--batch-size {args.batch_size} does not split evenly over {world_size} processes")
-    return args
-
-
-# --- one training run: one backend, one seed -----------------------------------------------
 
 def one_cycle(total_steps: int):
     """Learning-rate factor per step: linear up over the first WARMUP_FRACTION, then linear down to 0."""
@@ -266,8 +161,6 @@ def train_run(args, conv: str, seed: int, train: GpuLoader, test: GpuLoader, run
     return record, state["metrics"]
 
 
-# --- the whole comparison ----------------------------------------------------------------------
-
 def load_data(args, rank: int, world_size: int) -> tuple[GpuLoader, GpuLoader]:
     try:
         data = load_cifar10(args.data_dir)
@@ -287,22 +180,16 @@ def load_data(args, rank: int, world_size: int) -> tuple[GpuLoader, GpuLoader]:
             GpuLoader(test_x, test_y, 1000, train=False, **common))
 
 
-def main(argv=None) -> list[dict]:
-    world_size, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
-    args = parse_args(argv, world_size, int(os.environ.get("LOCAL_RANK", 0)))
-    if world_size > 1:
-        dist.init_process_group("nccl" if args.torch_device.type == "cuda" else "gloo")
-        if args.torch_device.type == "cuda":
-            torch.cuda.set_device(args.torch_device)
-        shared = [args.out]  # every rank writes under rank 0's timestamp
-        dist.broadcast_object_list(shared)
-        args.out = shared[0]
+def compare(args, rank: int, world_size: int, config: dict | None) -> list[dict]:
+    """Train every (seed, backend) pair, interleaved, keeping runs finished before an interruption;
+    write config.json (unless ``config`` is None: a resumed run), results.json, curves.png and
+    table.txt (rank 0), and return the records."""
     out = Path(args.out)
     train, test = load_data(args, rank, world_size)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        if not args.resume:
-            write_json(out / "config.json", {k: getattr(args, k) for k in CONFIG_KEYS})
+        if config is not None:
+            write_json(out / "config.json", config)
         print(f"{args.model} on {len(train.labels)} train / {len(test.labels)} test images, {args.epochs} epochs, "
               f"batch {args.batch_size}, lr {args.lr}, {args.torch_device} x{world_size}, amp {args.amp}; "
               f"conv {', '.join(args.conv)}; seeds {args.seeds}; writing to {out}", flush=True)
@@ -331,10 +218,4 @@ def main(argv=None) -> list[dict]:
         (out / "table.txt").write_text(table + "\n")
         print(f"\n{args.model}, {args.epochs} epochs, final-epoch test accuracy over seeds {args.seeds}:\n{table}\n"
               f"results in {out}/", flush=True)
-    if dist.is_initialized():
-        dist.destroy_process_group()
     return records
-
-
-if __name__ == "__main__":
-    main()
