@@ -37,7 +37,7 @@ import timing  # noqa: E402
 
 import cifarconv  # noqa: E402
 from cifarconv.train.atomic import atomic_write  # noqa: E402
-from cifarconv.train.models import resnet18  # noqa: E402
+from cifarconv.train.models import MODELS  # noqa: E402
 from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
 
 PASSES = ("fwd", "dgrad", "wgrad")  # forward, grad input, grad weight; "sum" adds the three
@@ -286,7 +286,7 @@ def add_ratios(records: list[dict]) -> None:
 def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
     """One ResNet-18 training step (forward, backward, SGD) per backend: same weights, same batch."""
     torch.manual_seed(0)
-    base_model = resnet18()
+    base_model = MODELS["resnet18"]()
     g = torch.Generator().manual_seed(0)
     images = s.prepare(torch.randn(s.batch_size, 3, 32, 32, generator=g))
     labels = torch.randint(0, 10, (s.batch_size,), generator=g).to(s.device)

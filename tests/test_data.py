@@ -253,7 +253,8 @@ def test_garbage_archive_is_an_error(tmp_path):
 # --- the on-device loader ---------------------------------------------------------------------
 
 def loader(images, labels, **kwargs):
-    kwargs = {"batch_size": 4, "device": torch.device("cpu"), "mean": [0.0] * 3, "std": [1.0] * 3, "train": True, **kwargs}
+    kwargs = {"batch_size": 4, "device": torch.device("cpu"), "mean": [0.0] * 3, "std": [1.0] * 3, "train": True,
+              "crop_pad": 4, "cutout": 8, "flip": "random", **kwargs}
     return GpuLoader(images, labels, **kwargs)
 
 
@@ -269,7 +270,7 @@ def test_augmentation_is_the_same_per_seed_and_epoch(cifar):
 def test_augment_crop_flip_cutout():
     x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32)
     centre = torch.tensor([[4, 4], [4, 4]])
-    out = augment(x, centre, torch.tensor([False, True]), torch.tensor([[0, 0], [24, 24]]))
+    out = augment(x, 4, centre, torch.tensor([False, True]), 8, torch.tensor([[0, 0], [24, 24]]))
     assert torch.equal(out[0, :, 8:], x[0, :, 8:]) and (out[0, :, :8, :8] == 0).all()
     assert torch.equal(out[1, :, :24], x[1, :, :24].flip(2))
     assert (out[1, :, 24:, 24:] == 0).all()

@@ -3,14 +3,17 @@
     python -m cifarconv.train --conv cuda                         # one backend
     python -m cifarconv.train --conv torch,triton,cuda --seeds 3  # side by side
 
-The command line: flags, their checks (argparse errors, exit status 2), the recipe's
-defaults filled in, and the DDP set-up under ``torchrun --nproc_per_node=K``.  The
-training itself is in ``loop.py``.
+The command line: flags, their checks (argparse errors, exit status 2), the model's recipe
+(recipes.py) with single values overridden by ``--epochs``, ``--batch-size``, ``--lr`` and
+``--set KEY=VALUE``, and the DDP set-up under ``torchrun --nproc_per_node=K``.  The training
+itself is in ``loop.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import copy
 import datetime
 import importlib
 import json
@@ -23,12 +26,12 @@ import torch.distributed as dist
 
 from ..registry import BACKENDS, available_backends, unavailable_reason
 from . import loop
-from .loop import AMP_DTYPES
+from .evaluate import AMP_DTYPES
 from .models import MODELS
-from .recipes import RECIPES
+from .recipes import CHECKS, RECIPES, check
 
-CONFIG_KEYS = ("conv", "model", "epochs", "batch_size", "lr", "seeds", "device", "amp", "channels_last",
-               "data_dir", "limit_train", "limit_test")
+CONFIG_KEYS = ("conv", "model", "recipe", "seeds", "device", "amp", "channels_last", "data_dir", "limit_train",
+               "limit_test")
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -54,13 +57,46 @@ def positive(kind):
     return parse
 
 
+def setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` for --set: VALUE is a Python literal (2, 0.5, (0, 0.2, 1), None) or else a word."""
+    key, equals, value = text.partition("=")
+    if not equals or key.strip() not in CHECKS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE with KEY one of: {', '.join(CHECKS)}")
+    try:
+        parsed = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        parsed = value.strip()
+    return key.strip(), parsed
+
+
+def recipe_for(args, parser: argparse.ArgumentParser) -> dict:
+    """The model's recipe with the command line's single values put in, checked."""
+    recipe = copy.deepcopy(RECIPES[args.model])
+    recipe.update(args.set or [])
+    for key in ("epochs", "batch_size", "lr"):
+        if getattr(args, key) is not None:
+            recipe[key] = getattr(args, key)
+    try:
+        check(recipe)
+    except ValueError as e:
+        parser.error(str(e))
+    return recipe
+
+
+def defaults(key: str) -> str:
+    return "default per model: " + ", ".join(f"{m} {r[key]:g}" for m, r in RECIPES.items())
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m cifarconv.train", description=__doc__.splitlines()[0])
     p.add_argument("--conv", type=conv_list, default=["torch"], help=f"backend, or a comma list of: {', '.join(BACKENDS)}")
     p.add_argument("--model", choices=MODELS, default="resnet9")
-    p.add_argument("--epochs", type=positive(int), help="default per model: " + ", ".join(f"{m} {r[0]}" for m, r in RECIPES.items()))
-    p.add_argument("--batch-size", type=positive(int), help="global batch size (default per model: 512, 512, 1024)")
-    p.add_argument("--lr", type=positive(float), help="peak learning rate of the one-cycle schedule (default per model)")
+    p.add_argument("--epochs", type=positive(float), help=f"a fraction ends mid-epoch ({defaults('epochs')})")
+    p.add_argument("--batch-size", type=positive(int), help=f"global batch size ({defaults('batch_size')})")
+    p.add_argument("--lr", type=positive(float), help=f"peak lr in the recipe's own units, see recipes.py ({defaults('lr')})")
+    p.add_argument("--set", type=setting, action="append", metavar="KEY=VALUE",
+                   help="override one recipe value, e.g. --set tta=0 --set flip=random (repeatable; keys: "
+                        + ", ".join(CHECKS) + ")")
     p.add_argument("--seed", type=int, default=0, help="first seed")
     p.add_argument("--seeds", type=positive(int), default=1, help="number of seeds: --seed, --seed+1, ...")
     p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda or cuda:N")
@@ -89,8 +125,7 @@ def parse_args(argv=None, world_size: int = 1, local_rank: int = 0) -> argparse.
             parser.error(f"--resume: {out} holds no run to continue (no config.json)")
         vars(args).update(saved, out=out)
     else:
-        epochs, batch_size, lr = RECIPES[args.model]
-        args.epochs, args.batch_size, args.lr = args.epochs or epochs, args.batch_size or batch_size, args.lr or lr
+        args.recipe = recipe_for(args, parser)
         args.seeds = list(range(args.seed, args.seed + args.seeds))
         if args.device == "auto":
             args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -117,8 +152,8 @@ def parse_args(argv=None, world_size: int = 1, local_rank: int = 0) -> argparse.
         if reason is not None:
             parser.error(f"--conv {name} cannot run on {device.type} here: {reason} "
                          f"(available on {device.type}: {', '.join(available_backends(device))})")
-    if args.batch_size % world_size:
-        parser.error(f"--batch-size {args.batch_size} does not split evenly over {world_size} processes")
+    if args.recipe["batch_size"] % world_size:
+        parser.error(f"--batch-size {args.recipe['batch_size']} does not split evenly over {world_size} processes")
     return args
 
 
