@@ -165,6 +165,17 @@ def test_bad_flags_are_clear_errors(flags, message, capsys, tmp_path):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("config, message", [
+    ('{"conv": ["torch"], "model": "fastnet", "epochs": 10}', "lacks this trainer's settings"),
+    ("{not json", "is not a run's settings"),
+])
+def test_resume_of_a_folder_that_is_not_this_trainers_run(config, message, capsys, tmp_path):
+    (tmp_path / "config.json").write_text(config)
+    with pytest.raises(SystemExit) as e:
+        run("--resume", tmp_path)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_device_without_cuda(capsys, tmp_path):
     with pytest.raises(SystemExit):

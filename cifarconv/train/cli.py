@@ -123,6 +123,11 @@ def parse_args(argv=None, world_size: int = 1, local_rank: int = 0) -> argparse.
             saved = json.loads(Path(out, "config.json").read_text())
         except FileNotFoundError:
             parser.error(f"--resume: {out} holds no run to continue (no config.json)")
+        except ValueError as e:  # json.JSONDecodeError
+            parser.error(f"--resume: {out}/config.json is not a run's settings ({e})")
+        if not isinstance(saved, dict) or set(CONFIG_KEYS) - set(saved):
+            parser.error(f"--resume: {out}/config.json lacks this trainer's settings (an older version's run?); "
+                         f"start a new run with another --out")
         vars(args).update(saved, out=out)
     else:
         args.recipe = recipe_for(args, parser)
