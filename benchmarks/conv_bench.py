@@ -37,6 +37,7 @@ import timing  # noqa: E402
 
 import cifarconv  # noqa: E402
 from cifarconv.atomic import atomic_write  # noqa: E402
+from cifarconv.precision import conv_allows_tf32  # noqa: E402
 from cifarconv.models import resnet18  # noqa: E402
 from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
 
@@ -44,8 +45,9 @@ PASSES = ("fwd", "dgrad", "wgrad")  # forward, grad input, grad weight; "sum" ad
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # A result is correct if max |result - torch's| <= TOLERANCE * max |torch's|.
 TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 2e-2, torch.float16: 2e-2}
-# float32 on CUDA: torch's cuDNN conv uses TF32 by default, and so does Triton's tl.dot; each rounds
-# its inputs to 10 mantissa bits, so the two sides may differ by a few 1e-4 of the largest value.
+# float32 on CUDA: torch's cuDNN conv uses TF32 by default, and so does every backend then
+# (cifarconv.precision); each rounds its inputs to 10 mantissa bits, so two sides may differ by a few
+# 1e-4 of the largest value.
 CUDA_FLOAT32_TOLERANCE = 5e-3
 MODEL_TOLERANCE_FACTOR = 10  # the training step's logits pass through 20 convs, so rounding compounds
 QUICK_LAYERS = 3
@@ -389,8 +391,9 @@ def settings_json(args, s: Settings, layer_source: str) -> dict:
         "warmup": s.warmup, "reps": s.reps, "timer": timing.timer_name(s.device),
         "torch_num_threads": torch.get_num_threads(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        # float32 on CUDA: every backend follows the conv switch (cifarconv.precision)
+        "conv_fp32_precision": torch.backends.cudnn.conv.fp32_precision,
+        "conv_uses_tf32": conv_allows_tf32(),
         "tolerance": s.tolerance, "ratio_to_torch": "ms / torch ms (above 1: slower than torch)",
         "peak_memory": "CUDA: max_memory_allocated above the allocation before the call; CPU: not measured (null)",
     }

@@ -26,24 +26,17 @@ import triton.language as tl
 
 from ..ops import meta
 from .common import (
+    FP64_CONFIG,
     PIXEL_TILE_CONFIGS,
     PIXEL_TILE_INTERPRETER_CONFIG,
     SHAPE_KEY,
-    autotune_configs,
+    TunedKernel,
     check_rows,
     dot_args,
-    launch,
     mma,
 )
 
-CONFIGS = PIXEL_TILE_CONFIGS  # (BLOCK_M input pixels, BLOCK_N in channels, BLOCK_K out channels, warps, stages)
-INTERPRETER_CONFIG = PIXEL_TILE_INTERPRETER_CONFIG
 
-
-@triton.autotune(
-    configs=autotune_configs(CONFIGS, INTERPRETER_CONFIG),
-    key=SHAPE_KEY,
-)
 @triton.jit
 def conv2d_dgrad_kernel(
     dy_ptr, w_ptr, dx_ptr,
@@ -101,11 +94,15 @@ def conv2d_dgrad_kernel(
                         k64 = k.to(tl.int64)
                         a = tl.load(dy_tap[:, None] + k64[None, :] * sdc, mask=tap_ok[:, None] & k_ok[None, :], other=0.0)
                         b = tl.load(w_tap[None, :] + k64[:, None] * swo, mask=k_ok[:, None] & col_ok[None, :], other=0.0)
-                        acc = mma(a, b, acc, PRECISION, WIDEN)
+                        acc = mma(a, b, acc, PRECISION, WIDEN, FP64)
 
     dx_rows = n.to(tl.int64) * sxn + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw
     dx_ptrs = dx_ptr + dx_rows[:, None] + ((g * C_in_g + rn).to(tl.int64) * sxc)[None, :]
     tl.store(dx_ptrs, acc.to(dx_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
+
+
+# (BLOCK_M input pixels, BLOCK_N in channels, BLOCK_K out channels, warps, stages)
+TUNED = TunedKernel(conv2d_dgrad_kernel, PIXEL_TILE_CONFIGS, FP64_CONFIG, PIXEL_TILE_INTERPRETER_CONFIG, SHAPE_KEY)
 
 
 def conv2d_grad_input(dy, w, input_size, stride, padding, dilation, groups, *, config=None):
@@ -131,7 +128,7 @@ def conv2d_grad_input(dy, w, input_size, stride, padding, dilation, groups, *, c
     )  # fmt: skip
     kwargs = dict(
         KH=kh, KW=kw, SH=sh, SW=sw, PH=padding[0], PW=padding[1], DH=dilation[0], DW=dilation[1],
-        **dot_args(dy.dtype),
+        **dot_args(dy),
     )  # fmt: skip
-    launch(conv2d_dgrad_kernel, grid, args, kwargs, config)
+    TUNED.launch(grid, args, kwargs, dy.dtype, config)
     return dx

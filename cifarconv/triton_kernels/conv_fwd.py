@@ -21,24 +21,17 @@ import triton.language as tl
 from ..args import conv2d_output_hw
 from ..ops import meta
 from .common import (
+    FP64_CONFIG,
     PIXEL_TILE_CONFIGS,
     PIXEL_TILE_INTERPRETER_CONFIG,
     SHAPE_KEY,
-    autotune_configs,
+    TunedKernel,
     check_rows,
     dot_args,
-    launch,
     mma,
 )
 
-CONFIGS = PIXEL_TILE_CONFIGS  # (BLOCK_M pixels, BLOCK_N out channels, BLOCK_K in channels, warps, stages)
-INTERPRETER_CONFIG = PIXEL_TILE_INTERPRETER_CONFIG
 
-
-@triton.autotune(
-    configs=autotune_configs(CONFIGS, INTERPRETER_CONFIG),
-    key=SHAPE_KEY,
-)
 @triton.jit
 def conv2d_fwd_kernel(
     x_ptr, w_ptr, b_ptr, y_ptr,
@@ -96,7 +89,7 @@ def conv2d_fwd_kernel(
                 c64 = c.to(tl.int64)
                 a = tl.load(x_tap[:, None] + c64[None, :] * sxc, mask=tap_ok[:, None] & c_ok[None, :], other=0.0)
                 b = tl.load(w_tap[None, :] + c64[:, None] * swc, mask=c_ok[:, None] & col_ok[None, :], other=0.0)
-                acc = mma(a, b, acc, PRECISION, WIDEN)
+                acc = mma(a, b, acc, PRECISION, WIDEN, FP64)
 
     # Epilogue: bias, cast, store into y[n, co, oh, ow] (y's layout given by its strides).
     if HAS_BIAS:
@@ -104,6 +97,10 @@ def conv2d_fwd_kernel(
     y_rows = n.to(tl.int64) * syn + oh.to(tl.int64) * syh + ow.to(tl.int64) * syw
     y_ptrs = y_ptr + y_rows[:, None] + (co * syc)[None, :]
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])
+
+
+# (BLOCK_M pixels, BLOCK_N out channels, BLOCK_K in channels, warps, stages)
+TUNED = TunedKernel(conv2d_fwd_kernel, PIXEL_TILE_CONFIGS, FP64_CONFIG, PIXEL_TILE_INTERPRETER_CONFIG, SHAPE_KEY)
 
 
 def conv2d(x, w, bias, stride, padding, dilation, groups, *, config=None):
@@ -127,7 +124,7 @@ def conv2d(x, w, bias, stride, padding, dilation, groups, *, config=None):
     )  # fmt: skip
     kwargs = dict(
         KH=kh, KW=kw, SH=stride[0], SW=stride[1], PH=padding[0], PW=padding[1], DH=dilation[0], DW=dilation[1],
-        HAS_BIAS=bias is not None, **dot_args(x.dtype),
+        HAS_BIAS=bias is not None, **dot_args(x),
     )  # fmt: skip
-    launch(conv2d_fwd_kernel, grid, args, kwargs, config)
+    TUNED.launch(grid, args, kwargs, x.dtype, config)
     return y

@@ -26,7 +26,7 @@ import triton.language as tl
 
 from ..args import conv2d_output_hw
 from ..ops import meta
-from .common import SHAPE_KEY, autotune_configs, check_rows, config, dot_args, launch, mma
+from .common import FP64_CONFIG, SHAPE_KEY, TunedKernel, check_rows, config, dot_args, mma
 
 CONFIGS = [  # (BLOCK_M out channels, BLOCK_N columns (c, i, j), BLOCK_K pixels, warps, stages)
     config(128, 128, 32, 8, 3),
@@ -46,10 +46,6 @@ def split_k(pixels: int) -> int:
     return max(1, min(MAX_SPLIT_K, pixels // ROWS_PER_SPLIT))
 
 
-@triton.autotune(
-    configs=autotune_configs(CONFIGS, INTERPRETER_CONFIG),
-    key=[*SHAPE_KEY, "SPLIT_K"],
-)
 @triton.jit
 def conv2d_wgrad_kernel(
     dy_ptr, x_ptr, dw_ptr, db_ptr,  # dw: (SPLIT_K, C_out, K) workspace, db: (SPLIT_K, C_out)
@@ -115,7 +111,7 @@ def conv2d_wgrad_kernel(
             x_ok = x_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
         x_ptrs = x_cols[None, :] + (n * sxn)[:, None] + ih.to(tl.int64) * sxh + iw.to(tl.int64) * sxw
         b = tl.load(x_ptrs, mask=x_ok, other=0.0)
-        acc = mma(a, b, acc, PRECISION, WIDEN)
+        acc = mma(a, b, acc, PRECISION, WIDEN, FP64)
         if HAS_BIAS:
             bias_acc += tl.sum(a.to(bias_acc.dtype), axis=1)
 
@@ -125,6 +121,9 @@ def conv2d_wgrad_kernel(
     if HAS_BIAS:
         if pid_n == 0:
             tl.store(db_ptr + s.to(tl.int64) * db_split_stride + co, bias_acc, mask=row_ok)
+
+
+TUNED = TunedKernel(conv2d_wgrad_kernel, CONFIGS, FP64_CONFIG, INTERPRETER_CONFIG, [*SHAPE_KEY, "SPLIT_K"])
 
 
 def conv2d_grad_weight(dy, x, kernel_size, stride, padding, dilation, groups, bias, *, config=None, splits=None):
@@ -153,9 +152,9 @@ def conv2d_grad_weight(dy, x, kernel_size, stride, padding, dilation, groups, bi
     )  # fmt: skip
     kwargs = dict(
         KH=kh, KW=kw, SH=stride[0], SW=stride[1], PH=padding[0], PW=padding[1], DH=dilation[0], DW=dilation[1],
-        HAS_BIAS=bias, **dot_args(x.dtype),
+        HAS_BIAS=bias, **dot_args(x),
     )  # fmt: skip
-    launch(conv2d_wgrad_kernel, grid, args, kwargs, config)
+    TUNED.launch(grid, args, kwargs, x.dtype, config)
     # Sum the split-K partials and cast: the only host-side arithmetic.
     dw.copy_(dw_partial.sum(0).view(dw.shape))
     if bias:
