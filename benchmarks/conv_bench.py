@@ -19,10 +19,13 @@ import argparse
 import copy
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +98,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="warm-up calls (default 2; 1 with --quick)")
     p.add_argument("--reps", type=int, help="timed calls, median taken (default 10; 3 with --quick)")
     p.add_argument("--no-model", action="store_true", help="skip the ResNet-18 training step")
+    p.add_argument("--no-compile-time", action="store_true",
+                   help="skip compiling the triton kernels of one new geometry for sm_90 (off with --quick)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument("--plot", nargs="?", const=True, metavar="PNG",
                    help="draw the results as a PNG (default path: --out with .png, else conv_bench.png)")
@@ -210,6 +215,17 @@ def safe_call(fn):
         return None, f"raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
+def wall_ms(fn, device: torch.device):
+    """(fn(), its wall-clock milliseconds), synchronised on CUDA."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out, (time.perf_counter() - start) * 1e3
+
+
 def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[str], s: Settings,
                 roof: roofline.Roofline) -> list[dict]:
     """Check every (backend, pass) against torch, time the correct ones (interleaved), make the records."""
@@ -221,12 +237,13 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
     b = s.prepare(torch.randn(layer.c_out, generator=g)) if layer.bias else None
     dy = s.prepare(torch.randn(shapes["output"], generator=g))
 
-    fns, errors, rel_errors = {}, {}, {}
+    fns, errors, rel_errors, first_ms = {}, {}, {}, {}
     with torch.no_grad():
         reference = {}
         for backend in backends:
             for name, fn in pass_functions(backend, layer, x, w, b, dy, s.device).items():
-                result, error = safe_call(fn)
+                # The first call: for triton it includes compiling this geometry's kernel.
+                (result, error), first_ms[backend, name] = wall_ms(lambda: safe_call(fn), s.device)
                 if error is None:
                     if backend == "torch":
                         reference[name] = result
@@ -252,6 +269,7 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
             key = (backend, name)
             records.append(record(base, backend, name, times.get(key), flops, floor, memory.get(key),
                                   rel_errors.get(key), errors.get(key)))
+            records[-1]["first_call_ms"] = first_ms.get(key)
         passes = records[-len(PASSES):]
         failed = [r["pass"] for r in passes if r["ms"] is None]
 
@@ -362,6 +380,30 @@ def table_rows(records: list[dict]) -> list[str]:
     return rows
 
 
+TRITON_CHECK_DTYPE = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32-tf32"}
+
+
+def triton_first_use(layer: layers.ConvLayer, dtype: torch.dtype) -> dict | None:
+    """What the first use of a new conv geometry costs the triton backend: compiling its forward,
+    grad-input and grad-weight kernels for sm_90, as the backend picks them (benchmarks/triton_check.py,
+    in its own process, on this machine's CPU, with an empty Triton cache).  On a GPU the records'
+    ``first_call_ms`` give the same cost measured in place."""
+    if importlib.util.find_spec("triton") is None or layer.kernel[0] != layer.kernel[1]:
+        return None
+    spec = f"{layer.c_in},{layer.c_out},{layer.hw[0]},{layer.kernel[0]},{layer.stride[0]},{layer.padding[0]}"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("triton_check.py")), "--first-use", spec,
+                           "--dtype", TRITON_CHECK_DTYPE.get(dtype, "bf16")], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        print(f"triton first use of {layer.name}: compile check failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+        return {"error": done.stderr[-2000:]}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    per_kernel = ", ".join(f"{k.removeprefix('conv2d_')} {v:.2f} s" for k, v in result["compile_seconds"].items())
+    print(f"\ntriton, first use of {result['geometry']} ({result['dtype']}): {result['total_seconds']:.2f} s of "
+          f"compiling for sm_90 on this machine's CPU, Triton {result['triton']} ({per_kernel})")
+    return result
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -434,11 +476,13 @@ def main(argv=None) -> int:
         print("\n".join(table_rows(model_records)), flush=True)
         records += model_records
 
+    first_use = None if args.quick or args.no_compile_time else triton_first_use(work[0][1], s.dtype)
+
     failures = [r for r in records if r["error"] and r["pass"] != "sum"]
     result = {
         "device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(), "settings": settings_json(args, s, layer_source), "roofline": roof.to_json(),
-        "results": records,
+        "results": records, "triton_first_use": first_use,
     }
     if args.out:
         with atomic_write(args.out) as f:
