@@ -2,17 +2,19 @@
 """Compile every Triton kernel of the backend for a GPU, without one: `make triton-check`.
 
     python benchmarks/triton_check.py                  # every variant, sm_90 and sm_80
-    python benchmarks/triton_check.py --quick          # one geometry, one config per dtype (CI)
+    python benchmarks/triton_check.py --quick          # one geometry, the chosen tile per dtype (CI)
     python benchmarks/triton_check.py --arch 90 --json out.json
+    python benchmarks/triton_check.py --first-use 64,128,32,3,2,1 --dtype bf16   # one new geometry's cost
 
 A variant is one kernel as the backend really launches it: the backend's own host code runs
-on meta tensors (shapes and strides, no memory, no GPU), standing in for CUDA tensors, for a few real geometries (ResNet-18's CIFAR
-layers) in every dtype it serves -- float32 with TF32 and in full precision ("ieee"),
-bfloat16, float16, float64 -- and each launch it makes is recorded (`common.launch`)
-instead of run.  Each recorded launch is then compiled for every config its kernel may
-choose (`TunedKernel.configs_for`), with Triton's own argument specialization, for each
-GPU architecture asked for.  One row per distinct compiled kernel (``*``: the tile the backend picks for that launch; the
-other rows: every other tile it may pick for the dtype) gives:
+on meta tensors (shapes and strides, no memory, no GPU) standing in for CUDA tensors, for a
+few real geometries (ResNet-18's CIFAR layers) in every dtype it serves -- float32 with
+TF32 and in full precision ("ieee"), bfloat16, float16, float64 -- and each launch it makes
+is recorded (`common.launch`) instead of run.  Each recorded launch is then compiled with
+the tile the backend chose and every other tile it may choose (`common.tiles_for`), with
+Triton's own argument specialization, for each GPU architecture asked for.  One row per
+distinct compiled kernel (``*``: the tile the backend picks for that launch; the other
+rows: every other tile it may pick for the dtype) gives:
 
 * the compile seconds (with an empty Triton cache, so nothing is reused),
 * the shared memory it asks for, in bytes, and as a number of pipeline stages (tiles of A
@@ -299,8 +301,9 @@ def main(argv=None) -> int:
     failed = [r for r in rows if r.error]
     compiled = [r for r in rows if r.seconds is not None]
     spilled = [r for r in compiled if r.spill_stores or r.spill_loads]
-    print(f"\n{len(rows)} variants, {len(compiled)} distinct kernels compiled in {sum(r.seconds for r in compiled):.1f} s "
-          f"of compile time ({time.perf_counter() - start:.0f} s wall), {len(spilled)} with spills, {len(failed)} failed")
+    seconds = sum(r.seconds for r in compiled)
+    print(f"\n{len(rows)} variants, {len(compiled)} distinct kernels compiled in {seconds:.1f} s of compile time "
+          f"({time.perf_counter() - start:.0f} s wall), {len(spilled)} with spills, {len(failed)} failed")
     problems = tensor_core_problems(compiled)
     print(f"bf16 / fp16 / TF32 conv kernels on sm_90 without wgmma, with spills or unpipelined: {len(problems)}")
     for p in problems:
@@ -336,7 +339,8 @@ def run_shards(args, archs) -> list[Row]:
 
 
 def format_row(i: int, r: Row) -> str:
-    start = f"{i:>4} {r.kernel:<13} {r.geometry:<21} {r.dtype:<9} {r.config + (' *' if r.chosen else ''):<18} {r.arch:>4} "
+    tile = r.config + (" *" if r.chosen else "")
+    start = f"{i:>4} {r.kernel:<13} {r.geometry:<21} {r.dtype:<9} {tile:<18} {r.arch:>4} "
     if r.error:
         return start + f"FAILED {r.error}"
     if r.same_as is not None:

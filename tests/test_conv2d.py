@@ -69,7 +69,8 @@ def test_forward_and_grads_match_torch_float64(case, layout, backend, device):
 def test_forward_and_grads_match_float64_in_float32(case, backend, device):
     """float32 against the float64 result of the same values, in each precision mode (fp32.py)."""
     x, w, b = case.tensors(torch.float32, device)
-    y_ref, grads_ref = forward_backward(F.conv2d, *(t.double() if t is not None else None for t in (x, w, b)), case.kwargs)
+    doubles = (t.double() if t is not None else None for t in (x, w, b))
+    y_ref, grads_ref = forward_backward(F.conv2d, *doubles, case.kwargs)
     for mode in fp32.modes(device):
         with fp32.fp32_mode(mode):
             y, grads = forward_backward(ours(backend), x, w, b, case.kwargs)

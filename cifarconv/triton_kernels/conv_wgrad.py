@@ -108,7 +108,8 @@ def conv2d_wgrad_kernel(
         oh = p % (OH * OW) // OW
         ow = p % OW
         # dy^T tile: output channels x pixels
-        dy_pix = offset(n_img, INDEX64) * stride_dyn + offset(oh, INDEX64) * stride_dyh + offset(ow, INDEX64) * stride_dyw
+        dy_pix = offset(n_img, INDEX64) * stride_dyn + offset(oh, INDEX64) * stride_dyh \
+            + offset(ow, INDEX64) * stride_dyw
         a = tl.load(dy_cols[:, None] + dy_pix[None, :], mask=m_ok[:, None] & p_ok[None, :], other=0.0)
         # column-matrix tile: pixels x columns, gathered from x
         ih = oh[:, None] * SH + tap_h
