@@ -35,7 +35,7 @@ MODEL_INPUT = (1, 3, 32, 32)  # what the models run on to find their layers (CIF
 ROOFLINE_REPS = 5
 USAGE_HINT = ("usage: python -m cifarconv.explain [--in-channels C --out-channels C --kernel-size K --stride S "
               "--padding P --dilation D --groups G --input N,C,H,W | --model NAME --batch-size N] [--dtype T] "
-              "[--backend B] [--device D] [--json] [--plot FILE.png]; --help says more")
+              "[--backend NAME] [--device DEV] [--json] [--plot FILE.png]; --help says more")
 
 
 def build_parser() -> argparse.ArgumentParser:
