@@ -21,9 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from cifarconv.explain import plot  # noqa: E402
-from cifarconv.explain.cli import main  # noqa: E402
+from cifarconv.explain.cli import MODELS, main  # noqa: E402  (the trainer's models, imported once, there)
 from cifarconv.explain.figures import record  # noqa: E402
-from cifarconv.models import resnet18  # noqa: E402
 from cifarconv.perf.extract import distinct, layers_of  # noqa: E402
 from cifarconv.perf.layer import ConvLayer  # noqa: E402
 
@@ -89,7 +88,8 @@ def test_default_layer_as_text(capsys):
 
 def test_bytes_of_both_designs_resnet18_layer():
     """ResNet-18's 64->128 3x3 stride-2 conv at batch 512 in bfloat16 (2 bytes), found by the model's hooks."""
-    layers = dict((layer.name, layer) for layer, _ in distinct(layers_of(resnet18(), torch.zeros(1, 3, 32, 32))))
+    found = distinct(layers_of(MODELS["resnet18"](), torch.zeros(1, 3, 32, 32)))
+    layers = {layer.name: layer for layer, _ in found}
     rec = record(layers["64->128 k3 s2 32x32"], 1, 512, torch.bfloat16, None)
     x = 512 * 64 * 32 * 32  # 33,554,432 input elements
     w = 128 * 64 * 3 * 3  # 73,728
