@@ -35,16 +35,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, when imported from elsewhere
 import layers  # noqa: E402
-import roofline  # noqa: E402
-import timing  # noqa: E402
 
 import cifarconv  # noqa: E402
 from cifarconv.atomic import atomic_write  # noqa: E402
 from cifarconv.precision import conv_allows_tf32  # noqa: E402
 from cifarconv.models import resnet18  # noqa: E402
+from cifarconv.perf import roofline, timing  # noqa: E402
+from cifarconv.perf.layer import PASSES  # noqa: E402  (fwd, dgrad, wgrad; "sum" adds the three)
 from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
 
-PASSES = ("fwd", "dgrad", "wgrad")  # forward, grad input, grad weight; "sum" adds the three
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # A result is correct if max |result - torch's| <= TOLERANCE * max |torch's|.
 TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 2e-2, torch.float16: 2e-2}
@@ -261,13 +260,14 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
         memory = {key: timing.peak_memory_bytes(fn, s.device) for key, fn in fns.items()}
 
     flops = layer.flops(s.batch_size)
-    floor = roof.floor_ms(flops, layer.bytes(s.batch_size, x.element_size()))
+    nbytes = layer.bytes(s.batch_size, x.element_size())["implicit"]  # the conv's own tensors only
+    floors = {name: roof.floor_ms(flops, nbytes[name]) for name in PASSES}
     base = {"model": model, "layer": layer.name, "count": count, "batch_size": s.batch_size}
     records = []
     for backend in backends:
         for name in PASSES:
             key = (backend, name)
-            records.append(record(base, backend, name, times.get(key), flops, floor, memory.get(key),
+            records.append(record(base, backend, name, times.get(key), flops, floors[name], memory.get(key),
                                   rel_errors.get(key), errors.get(key)))
             records[-1]["first_call_ms"] = first_ms.get(key)
         passes = records[-len(PASSES):]
@@ -277,7 +277,7 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
             values = [r[field] for r in passes]
             return None if failed or None in values else combine(values)
         records.append(record(
-            base, backend, "sum", over_passes("ms", sum), len(PASSES) * flops, len(PASSES) * floor,
+            base, backend, "sum", over_passes("ms", sum), len(PASSES) * flops, sum(floors.values()),
             over_passes("peak_memory_bytes", max), over_passes("max_rel_error", max),
             f"no time: {', '.join(failed)} failed" if failed else None))
     add_ratios(records)
