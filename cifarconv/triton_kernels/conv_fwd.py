@@ -141,7 +141,9 @@ def conv2d(x, w, bias, stride, padding, dilation, groups, *, tile=None):
     c_out_g = c_out // groups
     check_rows(n * oh * ow, "N*OH*OW")
     fold = c_in_g < FOLD_TAPS_BELOW
-    tile = tile or choose_tile(n * oh * ow, c_out_g, kh * kw * c_in_g if fold else c_in_g, x.dtype)
+    # Folded taps gather each column on its own, which takes registers: 64-row tiles there.
+    tile = tile or choose_tile(min(n * oh * ow, 64) if fold else n * oh * ow, c_out_g,
+                               kh * kw * c_in_g if fold else c_in_g, x.dtype)
     w_kn = weight_kn(w, groups)
 
     grid = (triton.cdiv(n * oh * ow, tile.block_m) * triton.cdiv(c_out_g, tile.block_n), groups)
