@@ -42,22 +42,37 @@ def extension_modules():
         ) from e
 
     with_cuda = os.environ.get("FORCE_CUDA") == "1" or (torch.version.cuda is not None and CUDA_HOME is not None)
-    cxx_flags = ["-O3", "-fopenmp"]  # -fopenmp: at::parallel_for runs on OpenMP threads
     kwargs = dict(
         name="cifarconv._C",
         sources=sources("*.cpp", "cpu/*.cpp") + (sources("cuda/*.cpp", "cuda/*.cu") if with_cuda else []),
         include_dirs=[CSRC],
-        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3"]},
-        extra_link_args=["-fopenmp"],
+        **build_flags(torch, with_cuda),
     )
     if with_cuda:
         kwargs["define_macros"] = [("WITH_CUDA", None)]
         ext = CUDAExtension(**kwargs)
     else:
-        kwargs["extra_compile_args"] = {"cxx": cxx_flags}
         ext = CppExtension(**kwargs)
     return [ext], {"build_ext": BuildExtension}
 
 
-ext_modules, cmdclass = extension_modules()
-setup(ext_modules=ext_modules, cmdclass=cmdclass)
+def build_flags(torch, with_cuda: bool) -> dict:
+    """Compiler and linker flags beyond torch's own (tests/test_build.py checks them).
+
+    * Every translation unit, C++ and CUDA alike, is compiled with torch's C++ ABI
+      (``_GLIBCXX_USE_CXX11_ABI`` as torch was built) and hidden visibility.
+    * The link exports PyInit__C alone (csrc/exports.map): the library's inline functions,
+      template instances and static objects are never merged with the copies that other
+      libraries in a CUDA process export (some from a statically linked libstdc++).
+    * -fopenmp: at::parallel_for runs on OpenMP threads in the CPU kernels.
+    """
+    abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
+    cxx = ["-O3", "-fopenmp", "-fvisibility=hidden", abi]
+    compile_args = {"cxx": cxx, "nvcc": ["-O3", "-Xcompiler=-fvisibility=hidden", abi]} if with_cuda else {"cxx": cxx}
+    link_args = ["-fopenmp", f"-Wl,--version-script={os.path.join(CSRC, 'exports.map')}"]
+    return {"extra_compile_args": compile_args, "extra_link_args": link_args}
+
+
+if __name__ == "__main__":  # setuptools runs this file as __main__; tests import build_flags
+    ext_modules, cmdclass = extension_modules()
+    setup(ext_modules=ext_modules, cmdclass=cmdclass)

@@ -19,10 +19,13 @@ import argparse
 import copy
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,20 +35,21 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, when imported from elsewhere
 import layers  # noqa: E402
-import roofline  # noqa: E402
-import timing  # noqa: E402
 
 import cifarconv  # noqa: E402
+from cifarconv.precision import conv_allows_tf32  # noqa: E402
+from cifarconv.perf import roofline, timing  # noqa: E402
+from cifarconv.perf.layer import PASSES  # noqa: E402  (fwd, dgrad, wgrad; "sum" adds the three)
 from cifarconv.train.atomic import atomic_write  # noqa: E402
 from cifarconv.train.models import MODELS  # noqa: E402
 from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
 
-PASSES = ("fwd", "dgrad", "wgrad")  # forward, grad input, grad weight; "sum" adds the three
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # A result is correct if max |result - torch's| <= TOLERANCE * max |torch's|.
 TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 2e-2, torch.float16: 2e-2}
-# float32 on CUDA: torch's cuDNN conv uses TF32 by default, and so does Triton's tl.dot; each rounds
-# its inputs to 10 mantissa bits, so the two sides may differ by a few 1e-4 of the largest value.
+# float32 on CUDA: torch's cuDNN conv uses TF32 by default, and so does every backend then
+# (cifarconv.precision); each rounds its inputs to 10 mantissa bits, so two sides may differ by a few
+# 1e-4 of the largest value.
 CUDA_FLOAT32_TOLERANCE = 5e-3
 MODEL_TOLERANCE_FACTOR = 10  # the training step's logits pass through 20 convs, so rounding compounds
 QUICK_LAYERS = 3
@@ -93,6 +97,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="warm-up calls (default 2; 1 with --quick)")
     p.add_argument("--reps", type=int, help="timed calls, median taken (default 10; 3 with --quick)")
     p.add_argument("--no-model", action="store_true", help="skip the ResNet-18 training step")
+    p.add_argument("--no-compile-time", action="store_true",
+                   help="skip compiling the triton kernels of one new geometry for sm_90 (off with --quick)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument("--plot", nargs="?", const=True, metavar="PNG",
                    help="draw the results as a PNG (default path: --out with .png, else conv_bench.png)")
@@ -208,6 +214,17 @@ def safe_call(fn):
         return None, f"raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
+def wall_ms(fn, device: torch.device):
+    """(fn(), its wall-clock milliseconds), synchronised on CUDA."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out, (time.perf_counter() - start) * 1e3
+
+
 def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[str], s: Settings,
                 roof: roofline.Roofline) -> list[dict]:
     """Check every (backend, pass) against torch, time the correct ones (interleaved), make the records."""
@@ -219,12 +236,13 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
     b = s.prepare(torch.randn(layer.c_out, generator=g)) if layer.bias else None
     dy = s.prepare(torch.randn(shapes["output"], generator=g))
 
-    fns, errors, rel_errors = {}, {}, {}
+    fns, errors, rel_errors, first_ms = {}, {}, {}, {}
     with torch.no_grad():
         reference = {}
         for backend in backends:
             for name, fn in pass_functions(backend, layer, x, w, b, dy, s.device).items():
-                result, error = safe_call(fn)
+                # The first call: for triton it includes compiling this geometry's kernel.
+                (result, error), first_ms[backend, name] = wall_ms(lambda: safe_call(fn), s.device)
                 if error is None:
                     if backend == "torch":
                         reference[name] = result
@@ -242,14 +260,16 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
         memory = {key: timing.peak_memory_bytes(fn, s.device) for key, fn in fns.items()}
 
     flops = layer.flops(s.batch_size)
-    floor = roof.floor_ms(flops, layer.bytes(s.batch_size, x.element_size()))
+    nbytes = layer.bytes(s.batch_size, x.element_size())["implicit"]  # the conv's own tensors only
+    floors = {name: roof.floor_ms(flops, nbytes[name]) for name in PASSES}
     base = {"model": model, "layer": layer.name, "count": count, "batch_size": s.batch_size}
     records = []
     for backend in backends:
         for name in PASSES:
             key = (backend, name)
-            records.append(record(base, backend, name, times.get(key), flops, floor, memory.get(key),
+            records.append(record(base, backend, name, times.get(key), flops, floors[name], memory.get(key),
                                   rel_errors.get(key), errors.get(key)))
+            records[-1]["first_call_ms"] = first_ms.get(key)
         passes = records[-len(PASSES):]
         failed = [r["pass"] for r in passes if r["ms"] is None]
 
@@ -257,7 +277,7 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
             values = [r[field] for r in passes]
             return None if failed or None in values else combine(values)
         records.append(record(
-            base, backend, "sum", over_passes("ms", sum), len(PASSES) * flops, len(PASSES) * floor,
+            base, backend, "sum", over_passes("ms", sum), len(PASSES) * flops, sum(floors.values()),
             over_passes("peak_memory_bytes", max), over_passes("max_rel_error", max),
             f"no time: {', '.join(failed)} failed" if failed else None))
     add_ratios(records)
@@ -360,6 +380,30 @@ def table_rows(records: list[dict]) -> list[str]:
     return rows
 
 
+TRITON_CHECK_DTYPE = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32-tf32"}
+
+
+def triton_first_use(layer: layers.ConvLayer, dtype: torch.dtype) -> dict | None:
+    """What the first use of a new conv geometry costs the triton backend: compiling its forward,
+    grad-input and grad-weight kernels for sm_90, as the backend picks them (benchmarks/triton_check.py,
+    in its own process, on this machine's CPU, with an empty Triton cache).  On a GPU the records'
+    ``first_call_ms`` give the same cost measured in place."""
+    if importlib.util.find_spec("triton") is None or layer.kernel[0] != layer.kernel[1]:
+        return None
+    spec = f"{layer.c_in},{layer.c_out},{layer.hw[0]},{layer.kernel[0]},{layer.stride[0]},{layer.padding[0]}"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("triton_check.py")), "--first-use", spec,
+                           "--dtype", TRITON_CHECK_DTYPE.get(dtype, "bf16")], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        print(f"triton first use of {layer.name}: compile check failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+        return {"error": done.stderr[-2000:]}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    per_kernel = ", ".join(f"{k.removeprefix('conv2d_')} {v:.2f} s" for k, v in result["compile_seconds"].items())
+    print(f"\ntriton, first use of {result['geometry']} ({result['dtype']}): {result['total_seconds']:.2f} s of "
+          f"compiling for sm_90 on this machine's CPU, Triton {result['triton']} ({per_kernel})")
+    return result
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -389,8 +433,9 @@ def settings_json(args, s: Settings, layer_source: str) -> dict:
         "warmup": s.warmup, "reps": s.reps, "timer": timing.timer_name(s.device),
         "torch_num_threads": torch.get_num_threads(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        # float32 on CUDA: every backend follows the conv switch (cifarconv.precision)
+        "conv_fp32_precision": torch.backends.cudnn.conv.fp32_precision,
+        "conv_uses_tf32": conv_allows_tf32(),
         "tolerance": s.tolerance, "ratio_to_torch": "ms / torch ms (above 1: slower than torch)",
         "peak_memory": "CUDA: max_memory_allocated above the allocation before the call; CPU: not measured (null)",
     }
@@ -431,11 +476,13 @@ def main(argv=None) -> int:
         print("\n".join(table_rows(model_records)), flush=True)
         records += model_records
 
+    first_use = None if args.quick or args.no_compile_time else triton_first_use(work[0][1], s.dtype)
+
     failures = [r for r in records if r["error"] and r["pass"] != "sum"]
     result = {
         "device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(), "settings": settings_json(args, s, layer_source), "roofline": roof.to_json(),
-        "results": records,
+        "results": records, "triton_first_use": first_use,
     }
     if args.out:
         with atomic_write(args.out) as f:

@@ -125,10 +125,7 @@ def conv2d_args(
         elif padding == "same":
             if stride != (1, 1):
                 raise ValueError(f"conv2d: padding='same' needs stride 1, got stride={stride}")
-            # Total padding d*(k-1) per dimension; the odd one goes bottom/right, as in PyTorch.
-            total = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
-            pad = (total[0] // 2, total[1] // 2)
-            extra = (total[0] - 2 * pad[0], total[1] - 2 * pad[1])
+            pad, extra = same_padding((kh, kw), dilation)
         else:
             raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
     else:
@@ -144,6 +141,17 @@ def conv2d_args(
             f"the padded input ({padded[0]} x {padded[1]})"
         )
     return Conv2dArgs(stride, pad, dilation, groups, extra, input.dim() == 3)
+
+
+def same_padding(kernel: Sequence[int], dilation: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``padding="same"`` as (symmetric padding, extra bottom/right padding) per dimension.
+
+    The total padding is d*(k-1) per dimension; when it is odd, the extra one goes
+    bottom/right, as in PyTorch.
+    """
+    total = (dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1))
+    pad = (total[0] // 2, total[1] // 2)
+    return pad, (total[0] - 2 * pad[0], total[1] - 2 * pad[1])
 
 
 def conv2d_output_hw(

@@ -13,6 +13,7 @@
 // image already is its column matrix.
 
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/LegacyTypeDispatch.h>
@@ -94,6 +95,34 @@ ColumnGeometry geometry(const Tensor& image, IntArrayRef kernel, IntArrayRef str
   g.col_n = col_n, g.col_k = col_k;
   return g;
 }
+
+// float32 on CUDA: the GEMMs use TF32 exactly when torch's own convolution would, i.e. when
+// cuDNN's conv precision is TF32 (torch.backends.cudnn.conv.fp32_precision, which the older
+// torch.backends.cudnn.allow_tf32 also sets), whatever cuBLAS's own matmul setting is.
+// at::mm reads that setting, so it is switched for the op's lifetime and restored after.
+// It is process-wide: a matmul on another host thread during the op sees it too.
+class ConvGemmPrecision {
+ public:
+  explicit ConvGemmPrecision(const Tensor& t) {
+    if (!t.is_cuda() || t.scalar_type() != at::kFloat) return;
+    auto& ctx = at::globalContext();
+    saved_ = ctx.float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL);
+    const auto conv = ctx.allowTF32CuDNN(at::Float32Op::CONV) ? at::Float32Precision::TF32 : at::Float32Precision::IEEE;
+    if (conv != saved_) {
+      ctx.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, conv);
+      switched_ = true;
+    }
+  }
+  ~ConvGemmPrecision() {
+    if (switched_) at::globalContext().setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, saved_);
+  }
+  ConvGemmPrecision(const ConvGemmPrecision&) = delete;
+  ConvGemmPrecision& operator=(const ConvGemmPrecision&) = delete;
+
+ private:
+  at::Float32Precision saved_ = at::Float32Precision::NONE;
+  bool switched_ = false;
+};
 
 // How many images one chunk holds: as many as fit the workspace, at least one.
 int64_t chunk_images(int64_t n, int64_t bytes_per_image, const at::Device& device) {
@@ -187,6 +216,7 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
               IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
   const char* op = "cifarconv::ext_conv2d";
   const c10::OptionalDeviceGuard guard(at::device_of(input));
+  const ConvGemmPrecision precision(input);
   check_conv(op, input, weight, groups);
   const IntArrayRef kernel = weight.sizes().slice(2);
   check_window(op, kernel, stride, padding, dilation);
@@ -239,6 +269,7 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
                          IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
   const char* op = "cifarconv::ext_conv2d_grad_input";
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
+  const ConvGemmPrecision precision(grad_output);
   const Tensor& dy = grad_output;
   check_conv(op, dy, weight, groups);
   const IntArrayRef kernel = weight.sizes().slice(2);
@@ -284,6 +315,7 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
                                               IntArrayRef dilation, int64_t groups, bool bias) {
   const char* op = "cifarconv::ext_conv2d_grad_weight";
   const c10::OptionalDeviceGuard guard(at::device_of(input));
+  const ConvGemmPrecision precision(input);
   const Tensor& dy = grad_output;
   check_pair(op, input, dy, groups);
   check_window(op, kernel, stride, padding, dilation);

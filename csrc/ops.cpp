@@ -20,8 +20,9 @@ TORCH_LIBRARY(cifarconv, m) {
 }
 
 // `import cifarconv._C` loads this library, which registers the ops above.  The module
-// itself only says whether CUDA kernels were compiled in.
-extern "C" PyObject* PyInit__C(void) {
+// itself only says whether CUDA kernels were compiled in.  PyInit__C is the only symbol
+// the library exports (csrc/exports.map).
+PyMODINIT_FUNC PyInit__C(void) {
   static PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", "cifarconv's C++/CUDA conv kernels", -1, nullptr};
   PyObject* m = PyModule_Create(&module);
 #ifdef WITH_CUDA

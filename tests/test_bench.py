@@ -17,7 +17,8 @@ BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))
 import conv_bench  # noqa: E402
 import layers  # noqa: E402
-import roofline  # noqa: E402
+
+from cifarconv.perf import roofline  # noqa: E402
 
 PASSES = ("fwd", "dgrad", "wgrad", "sum")
 FIELDS = ("backend", "model", "layer", "count", "pass", "ms", "tflops", "ratio_to_torch", "peak_memory_bytes",
@@ -103,7 +104,7 @@ def test_flops_bytes_and_floor():
     batch, layer = layers.parse_shape("2,64,32,32,128,3,2")
     assert layer.out_hw() == (16, 16)
     assert layer.flops(batch) == 2 * 2 * 128 * 16 * 16 * 64 * 9
-    assert layer.bytes(batch, 4) == 4 * (2 * 64 * 32 * 32 + 128 * 64 * 9 + 2 * 128 * 16 * 16)
+    assert layer.bytes(batch, 4)["implicit"]["fwd"] == 4 * (2 * 64 * 32 * 32 + 128 * 64 * 9 + 2 * 128 * 16 * 16)
     roof = roofline.Roofline(peak_tflops=1.0, bandwidth_gbs=1.0, matmul_n=1, copy_bytes=1)
     assert roof.floor_ms(10**12, 1) == pytest.approx(1e3)  # compute-bound
     assert roof.floor_ms(1, 10**9) == pytest.approx(1e3)  # memory-bound

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import cifarconv
+import fp32
 from cases import CASES, case_params
 
 LAYOUTS = ["contiguous", "channels_last", "noncontiguous", "unbatched"]
@@ -65,13 +66,17 @@ def test_forward_and_grads_match_torch_float64(case, layout, backend, device):
 
 
 @pytest.mark.parametrize("case", case_params())
-def test_forward_and_grads_match_torch_float32(case, backend, device):
+def test_forward_and_grads_match_float64_in_float32(case, backend, device):
+    """float32 against the float64 result of the same values, in each precision mode (fp32.py)."""
     x, w, b = case.tensors(torch.float32, device)
-    y, grads = forward_backward(ours(backend), x, w, b, case.kwargs)
-    y_ref, grads_ref = forward_backward(F.conv2d, x, w, b, case.kwargs)
-    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-4)
-    for got, want in zip(grads, grads_ref):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    doubles = (t.double() if t is not None else None for t in (x, w, b))
+    y_ref, grads_ref = forward_backward(F.conv2d, *doubles, case.kwargs)
+    for mode in fp32.modes(device):
+        with fp32.fp32_mode(mode):
+            y, grads = forward_backward(ours(backend), x, w, b, case.kwargs)
+        for name, got, want in zip(("y", "dx", "dw", "db"), (y, *grads), (y_ref, *grads_ref)):
+            assert got.dtype == torch.float32
+            fp32.assert_close_to_float64(got, want, mode, name)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)

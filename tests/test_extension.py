@@ -131,28 +131,60 @@ def test_col2im_and_grad_input_are_deterministic(backend, device):
         assert torch.equal(a, b) and torch.equal(a, c)
 
 
-@pytest.mark.parametrize(
-    "op, args, message",
-    [
-        ("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d), torch.randn(4, 2, 3, 3, device=d), None,
-                              (1, 1), (0, 0), (1, 1), 1), "input has 3 channels"),
-        ("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d), torch.randn(4, 3, 3, 3, device=d, dtype=torch.float64),
-                              None, (1, 1), (0, 0), (1, 1), 1), "dtypes differ"),
-        ("conv2d", lambda d: (torch.randn(1, 3, 2, 2, device=d), torch.randn(4, 3, 3, 3, device=d), None,
-                              (1, 1), (0, 0), (1, 1), 1), "does not fit the padded input"),
-        ("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d), torch.randn(4, 3, 3, 3, device=d), None,
-                              (0, 1), (0, 0), (1, 1), 1), "must be positive"),
-        ("conv2d_grad_input", lambda d: (torch.randn(1, 4, 2, 2, device=d), torch.randn(4, 3, 3, 3, device=d),
-                                         (5, 5), (1, 1), (0, 0), (1, 1), 1), "grad_output has shape"),
-        ("col2im", lambda d: (torch.randn(1, 10, 9, device=d), (5, 5), (3, 3), (1, 1), (0, 0), (1, 1)),
-         "do not match output_size"),
-    ],
-    ids=["channels", "dtypes", "kernel-too-big", "zero-stride", "grad-output-shape", "col2im-shape"],
-)
+# One bad call per check of every op (csrc/conv2d.cpp); each message formats sizes or
+# dtypes, the two kinds of argument a message can print.
+BAD_CALLS = [
+    pytest.param("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d), torch.randn(4, 2, 3, 3, device=d), None,
+                                      (1, 1), (0, 0), (1, 1), 1), "input has 3 channels", id="channels"),
+    pytest.param("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d),
+                                      torch.randn(4, 3, 3, 3, device=d, dtype=torch.float64),
+                                      None, (1, 1), (0, 0), (1, 1), 1), "dtypes differ", id="dtypes"),
+    pytest.param("conv2d", lambda d: (torch.randn(1, 3, 2, 2, device=d), torch.randn(4, 3, 3, 3, device=d), None,
+                                      (1, 1), (0, 0), (1, 1), 1), "does not fit the padded input", id="kernel-too-big"),
+    pytest.param("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d), torch.randn(4, 3, 3, 3, device=d), None,
+                                      (0, 1), (0, 0), (1, 1), 1), "must be positive", id="zero-stride"),
+    pytest.param("conv2d", lambda d: (torch.randn(1, 3, 5, 5, device=d), torch.randn(4, 3, 3, 3, device=d),
+                                      torch.randn(5, device=d), (1, 1), (0, 0), (1, 1), 1),
+                 "bias must be a 1-D tensor of 4 values", id="bias-size"),
+    pytest.param("conv2d_grad_input", lambda d: (torch.randn(1, 4, 2, 2, device=d), torch.randn(4, 3, 3, 3, device=d),
+                                                 (5, 5), (1, 1), (0, 0), (1, 1), 1), "grad_output has shape",
+                 id="grad-output-shape"),
+    pytest.param("conv2d_grad_weight", lambda d: (torch.randn(1, 4, 2, 2, device=d), torch.randn(1, 3, 5, 5, device=d),
+                                                  (3, 3), (1, 1), (0, 0), (1, 1), 1, True), "grad_output has shape",
+                 id="grad-weight-shape"),
+    pytest.param("conv2d_grad_weight", lambda d: (torch.randn(1, 4, 3, 3, device=d), torch.randn(1, 3, 5, 5, device=d),
+                                                  (3, 3), (1, 1), (0, 0), (1, 1), 2, True), "must divide both",
+                 id="grad-weight-groups"),
+    pytest.param("im2col", lambda d: (torch.randn(1, 3, 2, 2, device=d), (3, 3), (1, 1), (0, 0), (1, 1)),
+                 "does not fit the padded input", id="im2col-kernel-too-big"),
+    pytest.param("col2im", lambda d: (torch.randn(1, 10, 9, device=d), (5, 5), (3, 3), (1, 1), (0, 0), (1, 1)),
+                 "do not match output_size", id="col2im-shape"),
+]
+
+
+@pytest.mark.parametrize("op, args, message", BAD_CALLS)
 def test_ops_reject_bad_arguments(op, args, message, backend, device):
     """Called directly (bypassing cifarconv.conv2d's checks) the C++ ops still refuse bad input."""
     with pytest.raises(RuntimeError, match=message):
         ext_op(op)(*args(device))
+
+
+@pytest.mark.parametrize("op, args, message", BAD_CALLS)
+def test_cuda_kernels_reject_bad_arguments_without_a_gpu(op, args, message):
+    """The CUDA registration's error paths, run on CPU tensors.
+
+    Every check happens before a kernel touches device memory, so redispatching to the
+    CUDA key with CPU tensors runs the very code a bad call on CUDA tensors runs, on any
+    machine with a CUDA build of the extension (a GPU machine, or a CUDA torch without a
+    GPU).  A CPU-only build has no CUDA kernels to check.
+    """
+    from cifarconv import _C
+
+    if not _C.with_cuda:
+        pytest.skip("this build of the extension has no CUDA kernels")
+    cuda = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
+    with pytest.raises(RuntimeError, match=message):
+        ext_op(op).redispatch(cuda, *args("cpu"))
 
 
 def test_cifarconv_imports_without_the_extension():

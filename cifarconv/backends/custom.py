@@ -19,6 +19,7 @@ import torch
 from ..args import conv2d_output_hw
 from ..ops import define_python_family
 from ..ops.meta import activation_format, empty
+from ..precision import conv_matmul_precision
 
 
 def windows(x, kernel_size, dilation, padding, stride):
@@ -78,7 +79,8 @@ def group_rows(t, groups):
 def conv2d(input, weight, bias, stride, padding, dilation, groups):
     c_out = weight.shape[0]
     cols = group_columns(input, weight.shape[-2:], stride, padding, dilation, groups)
-    y = torch.matmul(weight.reshape(groups, c_out // groups, -1), cols)  # (g, M, P)
+    with conv_matmul_precision(input):  # fp32 on CUDA: TF32 exactly when torch's conv would
+        y = torch.matmul(weight.reshape(groups, c_out // groups, -1), cols)  # (g, M, P)
     if bias is not None:
         y = y + bias.view(groups, c_out // groups, 1)
     oh, ow = conv2d_output_hw(input.shape[-2:], weight.shape[-2:], stride, padding, dilation)
@@ -90,7 +92,8 @@ def conv2d_grad_input(grad_output, weight, input_size, stride, padding, dilation
     c_out, c_in_g, kh, kw = weight.shape
     n, _, oh, ow = grad_output.shape
     w = weight.reshape(groups, c_out // groups, -1)
-    dcols = torch.matmul(w.transpose(1, 2), group_rows(grad_output, groups))  # (g, K, P)
+    with conv_matmul_precision(grad_output):
+        dcols = torch.matmul(w.transpose(1, 2), group_rows(grad_output, groups))  # (g, K, P)
     win = dcols.view(groups * c_in_g, kh, kw, n, oh, ow).permute(3, 0, 1, 2, 4, 5)
     dx = add_windows(win, input_size, (kh, kw), dilation, padding, stride)
     return empty(dx.shape, dx, activation_format(grad_output)).copy_(dx)
@@ -100,7 +103,8 @@ def conv2d_grad_weight(grad_output, input, kernel_size, stride, padding, dilatio
     c_out = grad_output.shape[1]
     dy = group_rows(grad_output, groups)  # (g, M, P)
     cols = group_columns(input, kernel_size, stride, padding, dilation, groups)  # (g, K, P)
-    grad_weight = torch.matmul(dy, cols.transpose(1, 2)).reshape(c_out, -1, *kernel_size)
+    with conv_matmul_precision(input):
+        grad_weight = torch.matmul(dy, cols.transpose(1, 2)).reshape(c_out, -1, *kernel_size)
     grad_bias = dy.sum(2).reshape(c_out) if bias else dy.new_empty(0)
     return grad_weight, grad_bias
 

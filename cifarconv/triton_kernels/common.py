@@ -1,61 +1,110 @@
-"""What the kernels share: launch configs, the dot precision, the launch helper and ``mma``.
+"""What the kernels share: tile choice, the dot precision, the launch helper and ``mma``.
 
-Configs.  Each kernel ships a short list of `triton.Config` (tile sizes, warps, stages)
-that `triton.autotune` chooses from, once per shape key, and caches.  Under Triton's
-interpreter (``TRITON_INTERPRET=1``) every launch would benchmark every config, so there
-the autotuner gets a single config sized for numpy instead.  Every config in either list
-is run by ``tests/test_triton_configs.py``; on a GPU that compiles and runs each for real.
+Tiles.  Each conv pass is one GEMM per group, M x N, reduced over K.  Its launch config (a
+`Tile`: BLOCK_M x BLOCK_N output tile, BLOCK_K reduced per step, warps, pipeline stages)
+is chosen from the GEMM's shape by `choose_tile` -- a rule, not an autotuner, so a new
+conv geometry costs one compile per kernel and no benchmarking.  The rule picks from a
+small table (`TILES`), which ``tests/test_triton_configs.py`` runs and
+``make triton-check`` compiles for sm_90 and sm_80, each entry.
 
-Precision.  float32 tiles go through tensor cores as TF32 exactly when
-``torch.backends.cudnn.allow_tf32`` allows it (as torch's own conv does), else "ieee".
-float16 / bfloat16 multiply at their own precision and accumulate in float32; float64
-accumulates in float64 ("ieee": Triton lowers a float64 ``tl.dot`` to FMAs / DMMA).
+* 16-bit: BLOCK_K 64 (K large) else 32; fp32 (TF32 or ieee): BLOCK_K 32, one stage fewer
+  (its tiles take twice the shared memory).  BLOCK_M 128 when M fills it, else 64; BLOCK_N
+  the smallest of 32, 64, 128 that covers N.  8 warps for a 128 x 128 tile, else 4: at
+  most 64 fp32 accumulators a thread.  These are the wgmma shapes Hopper runs well
+  (multiples of 64 rows per warpgroup, N and K multiples of 16).
+* float64 exists for gradcheck: Triton 3.6's ``tl.dot`` cannot accumulate in float64 (its
+  ``out_dtype`` must equal the accumulator's), and the float64 dots newer Triton compiles
+  run out of registers, so float64 tiles are reduced with a broadcast multiply and
+  ``tl.sum`` on one small tile (`FP64_TILE`).
+* Under Triton's interpreter (``TRITON_INTERPRET=1``, CPU tests) every kernel uses one big
+  tile sized for numpy.
+
+Precision.  float32 tiles go through tensor cores as TF32 exactly when torch's own conv
+would (`cifarconv.precision`), else "ieee".  float16 / bfloat16 multiply at their own
+precision and accumulate in float32.
+
+Offsets.  Element offsets are int32 when every tensor of the call has fewer than 2**31
+elements (`index_args`: fewer registers, faster address math), else int64; pixel indices
+are int32 (`check_rows`).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 from torch.library import wrap_triton
 
+from ..precision import uses_tf32
+
 # Read the same variable Triton reads when ``@triton.jit`` runs, i.e. at import.
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
-def config(block_m: int, block_n: int, block_k: int, num_warps: int = 4, num_stages: int = 3) -> triton.Config:
-    return triton.Config(
-        {"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_K": block_k}, num_warps=num_warps, num_stages=num_stages
-    )
+@dataclass(frozen=True)
+class Tile:
+    """One launch config: a BLOCK_M x BLOCK_N output tile, BLOCK_K reduced per step."""
+
+    block_m: int
+    block_n: int
+    block_k: int
+    num_warps: int
+    num_stages: int
+
+    def kwargs(self) -> dict:
+        return dict(BLOCK_M=self.block_m, BLOCK_N=self.block_n, BLOCK_K=self.block_k,
+                    num_warps=self.num_warps, num_stages=self.num_stages)
+
+    @property
+    def name(self) -> str:
+        return f"{self.block_m}x{self.block_n}x{self.block_k}-w{self.num_warps}s{self.num_stages}"
 
 
-def autotune_configs(gpu: list[triton.Config], interpreted: triton.Config) -> list[triton.Config]:
-    """The configs the autotuner may pick from here: one under the interpreter, else the GPU list."""
-    return [interpreted] if INTERPRET else gpu
+def _tile(m: int, n: int, k: int, sixteen_bit: bool) -> Tile:
+    warps = 8 if m * n >= 128 * 128 else 4
+    return Tile(m, n, k, warps, 4 if sixteen_bit else 3)
 
 
-# Pixel-rows x channel-columns tiles of the forward and grad-input GEMMs (BLOCK_K: the
-# channels reduced per tl.dot); the last entry is for few channels (CIFAR stems, groups).
-PIXEL_TILE_CONFIGS = [
-    config(128, 128, 32, 8, 3),
-    config(128, 64, 32, 4, 4),
-    config(64, 128, 32, 4, 4),
-    config(64, 64, 32, 4, 3),
-    config(128, 32, 32, 4, 4),
-    config(64, 32, 16, 2, 3),
-]
-PIXEL_TILE_INTERPRETER_CONFIG = config(128, 16, 16)  # numpy: few big programs beat many small ones
-# What an autotuned choice is cached by (with the tensors' dtypes, which Triton adds).
-SHAPE_KEY = ["N", "C_in_g", "H", "W", "C_out_g", "KH", "KW", "SH", "SW", "DH", "DW"]
+# Every tile `choose_tile` can return, per kind of operand.
+TILES = {
+    "16-bit": [_tile(m, n, k, True) for m in (64, 128) for n in (32, 64, 128) for k in (32, 64)],
+    "float32": [_tile(m, n, 32, False) for m in (64, 128) for n in (32, 64, 128)],
+}
+FP64_TILE = Tile(32, 32, 8, 4, 1)  # the (M, K, N) product of `mma`: 8192 values, 64 a thread
+INTERPRETER_TILE = Tile(128, 32, 32, 4, 1)  # numpy: few big programs beat many small ones
 
 
-def dot_args(dtype: torch.dtype) -> dict:
-    """Constexpr kernel arguments that follow from the element type."""
-    tf32 = dtype == torch.float32 and torch.backends.cudnn.allow_tf32
+def tiles_for(dtype: torch.dtype) -> list[Tile]:
+    """The tiles a kernel may launch with for operands of ``dtype``, here."""
+    if INTERPRET:
+        return [INTERPRETER_TILE]
+    if dtype == torch.float64:
+        return [FP64_TILE]
+    return TILES["float32" if dtype == torch.float32 else "16-bit"]
+
+
+def _cover(size: int, choices: tuple[int, ...]) -> int:
+    """The smallest choice >= size, else the largest."""
+    return next((c for c in choices if c >= size), choices[-1])
+
+
+def choose_tile(m: int, n: int, k: int, dtype: torch.dtype) -> Tile:
+    """The tile for an M x N GEMM reduced over K (per step: one tap's channels, or pixels)."""
+    if INTERPRET or dtype == torch.float64:
+        return tiles_for(dtype)[0]
+    sixteen_bit = dtype != torch.float32
+    block_k = (64 if k >= 64 else 32) if sixteen_bit else 32
+    return _tile(128 if m >= 128 else 64, _cover(n, (32, 64, 128)), block_k, sixteen_bit)
+
+
+def dot_args(t: torch.Tensor) -> dict:
+    """Constexpr kernel arguments that follow from the operands' type (that of ``t``)."""
+    dtype = t.dtype
     return {
-        "PRECISION": "tf32" if tf32 else "ieee",
+        "PRECISION": "tf32" if uses_tf32(t) else "ieee",
         "FP64": dtype == torch.float64,
         # The interpreter's bfloat16 tl.dot is wrong (numpy has no bfloat16); widening the
         # tiles to float32 first is exact (a bf16 x bf16 product fits in float32).
@@ -63,30 +112,53 @@ def dot_args(dtype: torch.dtype) -> dict:
     }
 
 
+def index_args(*tensors: torch.Tensor) -> dict:
+    """``INDEX64``: whether element offsets need int64 (some tensor has >= 2**31 elements)."""
+    return {"INDEX64": any(t.numel() >= 2**31 for t in tensors)}
+
+
 def check_rows(rows: int, what: str) -> None:
-    """Row indices (pixels) are int32 inside the kernels; element offsets are int64."""
+    """Row indices (pixels) are int32 inside the kernels."""
     if rows >= 2**31:
         raise ValueError(f"triton backend: {what} = {rows} pixels is too many for one call (limit 2**31 - 1)")
 
 
-def launch(kernel, grid, args: tuple, kwargs: dict, config: triton.Config | None = None) -> None:
-    """Run an autotuned ``kernel``: through the autotuner, or (tests) with one given ``config``.
-
-    The autotuned launch goes through ``wrap_triton`` so that inside a ``triton_op``
-    torch.compile traces into the kernel instead of treating it as a black box.
-    """
-    if config is None:
-        wrap_triton(kernel)[grid](*args, **kwargs)
-    else:
-        kernel.fn[grid](
-            *args, **kwargs, **config.kwargs, num_warps=config.num_warps, num_stages=config.num_stages
-        )
+def launch(kernel, grid, args: tuple, kwargs: dict) -> None:
+    """Every launch of the backend goes through here, via ``wrap_triton``: inside a
+    ``triton_op`` torch.compile then traces into the kernel instead of treating it as a
+    black box (and `make triton-check` records the launches here to compile them)."""
+    wrap_triton(kernel)[grid](*args, **kwargs)
 
 
 @triton.jit
-def mma(a, b, acc, PRECISION: tl.constexpr, WIDEN: tl.constexpr):
+def offset(v, INDEX64: tl.constexpr):
+    """An index as an element offset: int64 when the call needs it (`index_args`)."""
+    if INDEX64:
+        out = v.to(tl.int64)
+    else:
+        out = v
+    return out
+
+
+@triton.jit
+def zeros_acc(BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FP64: tl.constexpr):
+    """The accumulator tile: float64 for float64 operands, float32 for every other dtype."""
+    if FP64:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    return acc
+
+
+@triton.jit
+def mma(a, b, acc, PRECISION: tl.constexpr, WIDEN: tl.constexpr, FP64: tl.constexpr):
     """acc + a @ b for one pair of tiles, accumulating in acc's dtype (float32 or float64)."""
-    if WIDEN:
-        a = a.to(tl.float32)
-        b = b.to(tl.float32)
-    return tl.dot(a, b, acc, input_precision=PRECISION)
+    # One branch each (no early return): Triton 3.6 would still build the tl.dot after it.
+    if FP64:  # no tl.dot (see the module docstring): (M, K, 1) * (1, K, N), summed over K
+        out = acc + tl.sum(a[:, :, None] * b[None, :, :], axis=1)
+    else:
+        if WIDEN:
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        out = tl.dot(a, b, acc, input_precision=PRECISION)
+    return out

@@ -19,10 +19,9 @@ import torch
 import triton
 import triton.language as tl
 
-from torch.library import wrap_triton
-
 from ..args import conv2d_output_hw
 from ..ops import meta
+from .common import launch
 
 BLOCK = 1024
 
@@ -95,9 +94,8 @@ def im2col(x, kernel_size, dilation, padding, stride):
         _, c, h, w = x.shape
         oh, ow = conv2d_output_hw((h, w), kernel_size, stride, padding, dilation)
         grid = (triton.cdiv(cols.numel(), BLOCK),)
-        wrap_triton(im2col_kernel)[grid](
-            x, cols, cols.numel(), c, h, w, oh, ow, *x.stride(), **_window(kernel_size, dilation, padding, stride)
-        )
+        args = (x, cols, cols.numel(), c, h, w, oh, ow, *x.stride())
+        launch(im2col_kernel, grid, args, _window(kernel_size, dilation, padding, stride))
     return cols
 
 
@@ -107,8 +105,7 @@ def col2im(cols, output_size, kernel_size, dilation, padding, stride):
         _, c, h, w = x.shape
         oh, ow = conv2d_output_hw((h, w), kernel_size, stride, padding, dilation)
         grid = (triton.cdiv(x.numel(), BLOCK),)
-        wrap_triton(col2im_kernel)[grid](
-            cols, x, x.numel(), c, h, w, oh, ow, *cols.stride(),
-            FP64=x.dtype == torch.float64, **_window(kernel_size, dilation, padding, stride),
-        )  # fmt: skip
+        args = (cols, x, x.numel(), c, h, w, oh, ow, *cols.stride())
+        constexprs = dict(FP64=x.dtype == torch.float64, **_window(kernel_size, dilation, padding, stride))
+        launch(col2im_kernel, grid, args, constexprs)
     return x

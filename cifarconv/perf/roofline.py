@@ -1,9 +1,9 @@
 """The device's measured limits, and the time floor they put under each conv pass.
 
-- Peak compute: FLOP/s of one large square matmul in the benchmark's dtype (2 n^3 FLOPs).
+- Peak compute: FLOP/s of one large square matmul in the dtype asked for (2 n^3 FLOPs).
 - Bandwidth: bytes/s of one large tensor copy (it reads and writes every byte: 2 x size).
-- Floor of a pass: max(FLOPs / peak, bytes / bandwidth), where bytes are the three
-  tensors the pass must at least read or write (see ``ConvLayer.bytes``).
+- Floor of a pass: max(FLOPs / peak, bytes / bandwidth), with the bytes a design of the
+  pass must move (see `cifarconv.perf.layer.ConvLayer.bytes`).
 
 Both are measured here, with the same timer as the conv passes (taking the fastest call,
 as a peak should), so a floor is what this machine demonstrably does, not a data-sheet
@@ -18,19 +18,21 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from timing import time_ms
+from .timing import time_ms
 
-# (matmul n, copy MiB) per device type; --quick uses the smaller pair.
+# (matmul n, copy MiB) per device type; quick=True uses the smaller pair.
 SIZES = {"cuda": (8192, 1024), "cpu": (2048, 256)}
 QUICK_SIZES = {"cuda": (4096, 256), "cpu": (1024, 64)}
 
 
 @dataclass(frozen=True)
 class Roofline:
+    """Peak compute and bandwidth: measured (`measure` fills in the sizes it used) or known (sizes None)."""
+
     peak_tflops: float
     bandwidth_gbs: float
-    matmul_n: int
-    copy_bytes: int
+    matmul_n: int | None = None
+    copy_bytes: int | None = None
 
     def floor_ms(self, flops: int, nbytes: int) -> float:
         return max(flops / (self.peak_tflops * 1e12), nbytes / (self.bandwidth_gbs * 1e9)) * 1e3
