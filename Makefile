@@ -1,6 +1,7 @@
 # The two quick-start commands: `make run` and `make test`.
 # Each first installs what is missing: torch (if absent), the build tools, and this
-# project built against that torch (--no-build-isolation), C++/CUDA extension included.
+# project built against that torch (--no-build-isolation), C++/CUDA extension included,
+# with the trainer's and the tests' dependencies.
 PYTHON ?= python3
 SHELL := /bin/bash
 TORCH_SPEC ?= torch==2.13.0
@@ -18,7 +19,7 @@ TRITON_CHECK_ARGS ?=
 setup:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
 	$(PYTHON) -m pip install "setuptools>=64" ninja
-	$(PYTHON) -m pip install --no-build-isolation -e ".[test]"
+	$(PYTHON) -m pip install --no-build-isolation -e ".[train,test]"
 
 run: setup
 	$(PYTHON) -m cifarconv

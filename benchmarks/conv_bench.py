@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules,
 import layers  # noqa: E402
 
 import cifarconv  # noqa: E402
-from cifarconv.atomic import atomic_write  # noqa: E402
 from cifarconv.precision import conv_allows_tf32  # noqa: E402
-from cifarconv.models import resnet18  # noqa: E402
 from cifarconv.perf import roofline, timing  # noqa: E402
 from cifarconv.perf.layer import PASSES  # noqa: E402  (fwd, dgrad, wgrad; "sum" adds the three)
+from cifarconv.train.atomic import atomic_write  # noqa: E402
+from cifarconv.train.models import MODELS  # noqa: E402
 from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -306,7 +306,7 @@ def add_ratios(records: list[dict]) -> None:
 def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
     """One ResNet-18 training step (forward, backward, SGD) per backend: same weights, same batch."""
     torch.manual_seed(0)
-    base_model = resnet18()
+    base_model = MODELS["resnet18"]()
     g = torch.Generator().manual_seed(0)
     images = s.prepare(torch.randn(s.batch_size, 3, 32, 32, generator=g))
     labels = torch.randint(0, 10, (s.batch_size,), generator=g).to(s.device)

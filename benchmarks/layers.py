@@ -2,7 +2,7 @@
 
 Each model's layers are found by running it once on a (1, 3, 32, 32) input with a
 forward hook on every ``nn.Conv2d`` (`cifarconv.perf.extract.layers_of`), so the sets
-follow ``cifarconv.models`` whenever the models change.  Identical layers are listed once
+follow ``cifarconv.train.models`` whenever the models change.  Identical layers are listed once
 with their count in the model.  A layer's shapes, FLOPs and bytes are
 `cifarconv.perf.layer.ConvLayer`'s.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from cifarconv.models import MODELS
+from cifarconv.train.models import MODELS
 from cifarconv.perf.extract import distinct, layers_of
 from cifarconv.perf.layer import ConvLayer
 
@@ -21,7 +21,7 @@ SHAPE_FORMAT = "N,C_in,H,W,C_out,k[,stride[,padding]]"
 
 
 def model_layers(model_name: str) -> list[tuple[ConvLayer, int]]:
-    """The distinct conv layers of ``cifarconv.models.MODELS[model_name]`` with their counts, in order of use."""
+    """The distinct conv layers of ``cifarconv.train.models.MODELS[model_name]`` with their counts, in order of use."""
     found = layers_of(MODELS[model_name](), torch.zeros(1, 3, 32, 32))
     for layer in found:
         if layer.extra_padding != (0, 0):  # the passes below take symmetric padding only

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from cifarconv.data import CLASSES, DataError, load_cifar10
-from cifarconv.data.download import MD5, URL, ChecksumError, safe_extract
-from cifarconv.data.gpu_loader import GpuLoader, augment, class_balanced_subset
+from cifarconv.train.data import CLASSES, DataError, load_cifar10
+from cifarconv.train.data.download import MD5, URL, ChecksumError, safe_extract
+from cifarconv.train.data.gpu_loader import GpuLoader, augment, class_balanced_subset
 
 PER_BATCH, TEST = 4, 10  # images per train batch (5 batches) and in the test batch
 
@@ -125,7 +125,7 @@ def test_decoded_arrays_are_cached_once(tmp_path, cifar, monkeypatch):
     write_image_folders(tmp_path, *cifar)
     load_cifar10(tmp_path)
     assert len(list(tmp_path.glob("cifarconv-cache-images-*.npz"))) == 1
-    monkeypatch.setitem(__import__("cifarconv.data", fromlist=["READERS"]).READERS, "images", None)  # not read again
+    monkeypatch.setitem(__import__("cifarconv.train.data", fromlist=["READERS"]).READERS, "images", None)  # not read again
     assert_same(load_cifar10(tmp_path), *cifar)
 
 
@@ -253,7 +253,8 @@ def test_garbage_archive_is_an_error(tmp_path):
 # --- the on-device loader ---------------------------------------------------------------------
 
 def loader(images, labels, **kwargs):
-    kwargs = {"batch_size": 4, "device": torch.device("cpu"), "mean": [0.0] * 3, "std": [1.0] * 3, "train": True, **kwargs}
+    kwargs = {"batch_size": 4, "device": torch.device("cpu"), "mean": [0.0] * 3, "std": [1.0] * 3, "train": True,
+              "crop_pad": 4, "cutout": 8, "flip": "random", **kwargs}
     return GpuLoader(images, labels, **kwargs)
 
 
@@ -269,7 +270,7 @@ def test_augmentation_is_the_same_per_seed_and_epoch(cifar):
 def test_augment_crop_flip_cutout():
     x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).view(2, 3, 32, 32)
     centre = torch.tensor([[4, 4], [4, 4]])
-    out = augment(x, centre, torch.tensor([False, True]), torch.tensor([[0, 0], [24, 24]]))
+    out = augment(x, 4, centre, torch.tensor([False, True]), 8, torch.tensor([[0, 0], [24, 24]]))
     assert torch.equal(out[0, :, 8:], x[0, :, 8:]) and (out[0, :, :8, :8] == 0).all()
     assert torch.equal(out[1, :, :24], x[1, :, :24].flip(2))
     assert (out[1, :, 24:, 24:] == 0).all()

@@ -1,5 +1,7 @@
 """The trainer end to end on the CPU: a smoke run on real CIFAR-10 images from ../shared/data,
-resume after an interruption, and bad flags giving clear errors."""
+the recipe's epoch-level rules (a fractional epoch count, the whitening bias frozen after 3
+epochs), resume after an interruption, the recipe picked by model and overridden by flags,
+and bad flags giving clear errors."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
-from cifarconv import train
+from cifarconv.train import cli, loop
+from cifarconv.train.recipes import RECIPES
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = Path(os.environ.get("CIFARCONV_SHARED_DATA", REPO.parent / "shared" / "data")) / "cifar10-jpg.tar.gz"
@@ -36,7 +40,7 @@ def real_images(tmp_path_factory):
 
 
 def run(*flags):
-    return train.main([str(f) for f in flags])
+    return cli.main([str(f) for f in flags])
 
 
 def read_csv(path):
@@ -47,19 +51,20 @@ def read_csv(path):
 def test_smoke_two_backends_on_real_images(real_images, tmp_path):
     out = tmp_path / "out"
     run("--conv", "torch,custom", "--model", "fastnet", "--device", "cpu", "--epochs", "1", "--batch-size", "100",
-        "--data-dir", real_images, "--out", out)
+        "--limit-test", "50", "--data-dir", real_images, "--out", out)  # 50 test images: 7 passes over them with TTA
     records = json.loads((out / "results.json").read_text())
     assert [(r["conv"], r["seed"]) for r in records] == [("torch", 0), ("custom", 0)]
     for r in records:
-        assert 0 <= r["test_accuracy"] <= 1 and r["epochs"] == 1
+        assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["test_accuracy_no_tta"] <= 1 and r["epochs"] == 1
+        assert r["tta"] == 2 and r["steps"] == 2 and r["batch_size"] == 100
         assert r["train_seconds"] > 0 and r["images_per_second"] > 0
         assert r["peak_memory_bytes"] is None  # not measured on the CPU
-        assert (r["train_images"], r["test_images"]) == (200, 100)
+        assert (r["train_images"], r["test_images"]) == (200, 50)
         rows = read_csv(out / f"{r['conv']}-seed0" / "metrics.csv")
         assert [row["epoch"] for row in rows] == ["1"]
         assert all(math.isfinite(float(rows[0][k])) for k in ("train_loss", "test_loss"))
     assert (out / "curves.png").stat().st_size > 1000
-    assert "vs torch" in (out / "table.txt").read_text()
+    assert "vs torch" in (out / "table.txt").read_text() and "without TTA" in (out / "table.txt").read_text()
     # Nothing but the conv differs: same weights, data and augmentation give the same loss up to rounding.
     losses = [float(read_csv(out / f"{c}-seed0" / "metrics.csv")[0]["train_loss"]) for c in ("torch", "custom")]
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)
@@ -67,37 +72,74 @@ def test_smoke_two_backends_on_real_images(real_images, tmp_path):
 
 def test_resume_continues_from_the_last_epoch(real_images, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    flags = ("--conv", "torch", "--model", "fastnet", "--device", "cpu", "--epochs", "2", "--batch-size", "30",
-             "--limit-train", "60", "--limit-test", "30", "--data-dir", real_images, "--out", out)
-    save = train.save_checkpoint
+    # 6 steps an epoch, 12 in all: lookahead updates at steps 5 and 10 and the last, across the interruption.
+    flags = ("--conv", "torch", "--model", "fastnet", "--device", "cpu", "--epochs", "2", "--batch-size", "10",
+             "--limit-train", "60", "--limit-test", "30", "--data-dir", real_images)
+    save = loop.save_checkpoint
 
     def save_then_die(*args):
         save(*args)
         raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
 
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run(*flags)
+        run(*flags, "--out", out)
     first = read_csv(out / "torch-seed0" / "metrics.csv")
     assert [row["epoch"] for row in first] == ["1"] and not (out / "results.json").exists()
 
-    monkeypatch.setattr(train, "save_checkpoint", save)
+    monkeypatch.setattr(loop, "save_checkpoint", save)
     with pytest.raises(SystemExit):
-        run(*flags)
+        run(*flags, "--out", out)
     assert "already holds a run: continue it with --resume" in capsys.readouterr().err
     run("--resume", out)
     rows = read_csv(out / "torch-seed0" / "metrics.csv")
     assert [row["epoch"] for row in rows] == ["1", "2"]
     assert rows[0] == first[0]  # epoch 1 was not trained again
     (record,) = json.loads((out / "results.json").read_text())
-    assert record["epochs"] == 2 and record["train_images"] == 60
+    assert record["epochs"] == 2 and record["train_images"] == 60 and record["steps"] == 12
+
+    (whole,) = run(*flags, "--out", tmp_path / "whole")  # the same run, not interrupted
+    timing = ("epoch_seconds", "images_per_second")
+    assert [{k: v for k, v in r.items() if k not in timing} for r in read_csv(tmp_path / "whole" / "torch-seed0" / "metrics.csv")] \
+        == [{k: v for k, v in r.items() if k not in timing} for r in rows]
+    assert whole["test_accuracy"] == record["test_accuracy"]
 
     def must_not_train(*args):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(train, "train_run", must_not_train)
+    monkeypatch.setattr(loop, "train_run", must_not_train)
     run("--out", out, "--resume")
     assert json.loads((out / "results.json").read_text()) == [record]
+
+
+def test_whitening_bias_freezes_after_three_epochs_and_a_fraction_ends_mid_epoch(real_images, tmp_path, monkeypatch):
+    biases, weights, save = [], [], loop.save_checkpoint
+
+    def save_and_look(path, state, model, *rest):
+        biases.append(model.whiten.bias.detach().clone())
+        weights.append(model.whiten.weight.detach().clone())
+        save(path, state, model, *rest)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_and_look)
+    (record,) = run("--conv", "torch", "--model", "fastnet", "--device", "cpu", "--epochs", "4.5", "--batch-size", "30",
+                    "--limit-train", "60", "--limit-test", "30", "--set", "lookahead_every=0", "--set", "tta=0",
+                    "--data-dir", real_images, "--out", tmp_path / "out")
+    assert record["steps"] == 9 and len(biases) == 5  # 2 steps an epoch: 4 epochs, then 1 step of the fifth
+    assert record["test_accuracy"] == record["test_accuracy_no_tta"]
+    assert biases[0].abs().sum() > 0  # trained from 0 in epoch 1
+    assert not torch.equal(biases[1], biases[0]) and not torch.equal(biases[2], biases[1])  # epochs 2 and 3
+    assert torch.equal(biases[3], biases[2]) and torch.equal(biases[4], biases[2])  # frozen from epoch 4 on
+    assert all(torch.equal(w, weights[0]) for w in weights)  # the whitening weight never trains
+
+
+def test_recipe_by_model_and_single_overrides(tmp_path):
+    for model, recipe in RECIPES.items():
+        assert cli.parse_args(["--model", model, "--out", str(tmp_path)]).recipe == recipe
+    args = cli.parse_args(["--model", "fastnet", "--lr", "5", "--epochs", "3", "--set", "flip=random",
+                           "--set", "lr_knots=(0, 0.5, 1)", "--set", "tta=0", "--out", str(tmp_path)])
+    changed = {"lr": 5.0, "epochs": 3.0, "flip": "random", "lr_knots": (0, 0.5, 1), "tta": 0}
+    assert args.recipe == {**RECIPES["fastnet"], **changed}
+    assert RECIPES["fastnet"]["tta"] == 2  # the recipe itself is not changed
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -105,6 +147,10 @@ def test_resume_continues_from_the_last_epoch(real_images, tmp_path, monkeypatch
     (["--conv", "torch,torch"], "named twice"),
     (["--conv", "cuda", "--device", "cpu"], "--conv cuda cannot run on cpu here: it runs on cuda tensors"),
     (["--epochs", "0"], "must be positive"),
+    (["--set", "tta=3"], "recipe value tta=3: must be 0, 1 or 2"),
+    (["--set", "flip=sideways"], "recipe value flip='sideways': must be one of none, random, alternating"),
+    (["--set", "wings=2"], "'wings=2' is not KEY=VALUE with KEY one of: epochs, batch_size"),
+    (["--set", "momentum=1"], "recipe value momentum=1: must be a number >= 0 and < 1"),
     (["--lr", "-1"], "must be positive"),
     (["--batch-size", "x"], "invalid int value"),
     (["--model", "vgg"], "invalid choice: 'vgg'"),
@@ -119,6 +165,17 @@ def test_bad_flags_are_clear_errors(flags, message, capsys, tmp_path):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("config, message", [
+    ('{"conv": ["torch"], "model": "fastnet", "epochs": 10}', "lacks this trainer's settings"),
+    ("{not json", "is not a run's settings"),
+])
+def test_resume_of_a_folder_that_is_not_this_trainers_run(config, message, capsys, tmp_path):
+    (tmp_path / "config.json").write_text(config)
+    with pytest.raises(SystemExit) as e:
+        run("--resume", tmp_path)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_device_without_cuda(capsys, tmp_path):
     with pytest.raises(SystemExit):
@@ -127,7 +184,7 @@ def test_cuda_device_without_cuda(capsys, tmp_path):
 
 
 def test_no_data_offline_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("cifarconv.data.URL", (tmp_path / "offline.tar.gz").as_uri())
+    monkeypatch.setattr("cifarconv.train.data.URL", (tmp_path / "offline.tar.gz").as_uri())
     with pytest.raises(SystemExit) as e:
         run("--device", "cpu", "--data-dir", tmp_path / "nothing", "--out", tmp_path / "out")
     assert str(tmp_path / "nothing") in str(e.value) and "cifar-10-batches-py" in str(e.value)

@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from ..args import same_padding
-from ..models import MODELS  # the trainer's models: the only import of them in the explainer
 from ..perf import roofline
 from ..perf.extract import distinct, layers_of
 from ..perf.layer import ConvLayer
 from ..registry import NAMES, check_name, resolve
+from ..train.models import MODELS  # the trainer's models: the only import of them in the explainer
 from . import figures, proof, text
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}

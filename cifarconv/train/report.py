@@ -55,18 +55,26 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def comparison_table(records: list[dict]) -> str:
-    """Per backend: test accuracy mean ± std over seeds (final epoch), training time and speed, relative to torch."""
+    """Per backend: test accuracy mean ± std over seeds (final epoch; with the recipe's TTA, and
+    without it beside when the recipe has TTA), training time and speed, relative to torch."""
     by_conv: dict[str, list[dict]] = {}
     for r in records:
         by_conv.setdefault(r["conv"], []).append(r)
     torch_seconds = statistics.fmean(r["train_seconds"] for r in by_conv["torch"]) if "torch" in by_conv else None
-    lines = [f"{'conv':8s} {'seeds':>5s} {'test accuracy':>16s} {'train s':>9s} {'images/s':>9s} {'vs torch':>9s} {'peak MiB':>9s}"]
+    tta = any(r.get("tta") for r in records)
+    lines = [f"{'conv':8s} {'seeds':>5s} {'test accuracy':>16s}" + (f" {'without TTA':>16s}" if tta else "")
+             + f" {'train s':>9s} {'images/s':>9s} {'vs torch':>9s} {'peak MiB':>9s}"]
     for conv, runs in by_conv.items():
         acc, acc_std = _mean_std([100 * r["test_accuracy"] for r in runs])
+        plain = ""
+        if tta:
+            plain_acc, plain_std = _mean_std([100 * r.get("test_accuracy_no_tta", r["test_accuracy"]) for r in runs])
+            plain = f" {plain_acc:8.2f} ± {plain_std:4.2f} %"
         seconds = statistics.fmean(r["train_seconds"] for r in runs)
         speed = statistics.fmean(r["images_per_second"] for r in runs)
         relative = f"{torch_seconds / seconds:8.2f}x" if torch_seconds else f"{'-':>9s}"
         memory = [r["peak_memory_bytes"] for r in runs if r["peak_memory_bytes"] is not None]
         mib = f"{max(memory) / 2**20:9.0f}" if memory else f"{'-':>9s}"
-        lines.append(f"{conv:8s} {len(runs):5d} {acc:8.2f} ± {acc_std:4.2f} % {seconds:9.1f} {speed:9.0f} {relative} {mib}")
+        lines.append(f"{conv:8s} {len(runs):5d} {acc:8.2f} ± {acc_std:4.2f} %{plain} {seconds:9.1f} {speed:9.0f} "
+                     f"{relative} {mib}")
     return "\n".join(lines)

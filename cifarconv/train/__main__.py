@@ -1,0 +1,5 @@
+"""``python -m cifarconv.train``: see ``cli.py``."""
+
+from .cli import main
+
+main()
