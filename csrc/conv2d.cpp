@@ -177,21 +177,26 @@ class ConvGemmPrecision {
   bool switched_ = false;
 };
 
-// How many images one chunk holds: as many as fit the workspace, at least one.
-int64_t chunk_images(int64_t n, int64_t bytes_per_image, const at::Device& device) {
+// How many images one chunk holds: as many as fit the workspace, at least one, and on CPU
+// by default at least min_pixels output pixels (`pixels` per image).
+int64_t chunk_images(int64_t n, int64_t bytes_per_image, int64_t pixels, int64_t min_pixels,
+                     const at::Device& device) {
   // CPU: small enough that a chunk's columns stay in its thread's L2 cache (measured on 2
   // cores: 1 MB ran the ResNet-18 layers in 1.34x torch's time, 8 MB in 1.63x).  GPU:
   // large GEMMs, bounded memory.
   double megabytes = device.is_cpu() ? 1.0 : 256.0;
+  int64_t min_images = device.is_cpu() ? (min_pixels + pixels - 1) / std::max<int64_t>(pixels, 1) : 1;
   if (const char* env = std::getenv("CIFARCONV_WORKSPACE_MB")) {
     char* end = nullptr;
     errno = 0;
     megabytes = std::strtod(env, &end);
     TORCH_CHECK(end != env && *end == '\0' && errno == 0 && megabytes >= 0, "CIFARCONV_WORKSPACE_MB must be a ",
                 "non-negative number of megabytes, got '", env, "'");
+    min_images = 1;  // the workspace is what the user says
   }
   const double images = megabytes * 1048576.0 / static_cast<double>(std::max<int64_t>(bytes_per_image, 1));
-  return std::clamp<int64_t>(static_cast<int64_t>(std::min(images, 1e15)), 1, std::max<int64_t>(n, 1));
+  const int64_t fit = static_cast<int64_t>(std::min(images, 1e15));
+  return std::clamp<int64_t>(std::max(fit, min_images), 1, std::max<int64_t>(n, 1));
 }
 
 bool is_pointwise(IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding) {
@@ -211,12 +216,20 @@ bool is_pointwise(IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding) {
 struct ChunkSpace {
   // Below this many column entries in all, starting threads costs more than it saves.
   static constexpr int64_t kParallelColumns = 1 << 16;
+  // On CPU the forward and grad-input GEMMs run better with at least this many output
+  // pixels per chunk, even past the 1 MB default workspace (ResNet-18's 8x8 and 4x4 layers
+  // have 64 and 48 pixels in 1 MB; measured on one thread of the 2-core EPYC: 6-8 % less
+  // time for grad input over the layers, 1-3 % for forward).  Grad weight, whose GEMM sums
+  // over the pixels, ran slower so (8x8 layers: +12 %), and keeps the workspace bound alone.
+  static constexpr int64_t kWideGemmPixels = 256;
   int64_t images, chunks, slots, col_rows, c_out, L;
   Tensor col_space, row_space;
 
-  // c_out: the rows of the (C_out x b L) operand, 0 when the tensors are NHWC.
-  ChunkSpace(int64_t n, int64_t col_rows, int64_t c_out, int64_t L, const Tensor& like)
-      : images(chunk_images(n, (col_rows + c_out) * L * like.element_size(), like.device())),
+  // c_out: the rows of the (C_out x b L) operand, 0 when the tensors are NHWC.  wide: the
+  // chunk's GEMM has its pixels as a free dimension (forward, grad input).
+  ChunkSpace(int64_t n, int64_t col_rows, int64_t c_out, int64_t L, const Tensor& like, bool wide)
+      : images(chunk_images(n, (col_rows + c_out) * L * like.element_size(), L, wide ? kWideGemmPixels : 1,
+                            like.device())),
         slots(1), col_rows(col_rows), c_out(c_out), L(L) {
     const int64_t threads = at::get_num_threads();
     if (like.is_cpu() && threads > 1 && !at::in_parallel_region() && n >= threads &&
@@ -309,7 +322,7 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
   if (is_nhwc(out) && is_nhwc(input)) {  // pixel-major: y (b L x M) = cols (b L x K) @ W'^T, straight into out
     const Tensor w_taps = weight_by_taps(weight, G);
     Tensor y_all = pixel_rows(out);
-    const ChunkSpace space(n, G * K, /*c_out=*/0, L, input);
+    const ChunkSpace space(n, G * K, /*c_out=*/0, L, input, /*wide=*/true);
     space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
       const Tensor x = input.narrow(0, n0, b);
       Tensor cols = space.pixel_columns(b, slot);
@@ -326,7 +339,7 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
   }
 
   const Tensor w = weight.reshape({G, M, K});
-  const ChunkSpace space(n, G * K, c_out, L, input);
+  const ChunkSpace space(n, G * K, c_out, L, input, /*wide=*/true);
   space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
     const Tensor x = input.narrow(0, n0, b);
     Tensor cols = space.columns(b, slot);
@@ -379,7 +392,7 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
   if (is_nhwc(dx) && is_nhwc(dy)) {  // pixel-major: dcols (b L x K) = dy (b L x M) @ W', dy read in place
     const Tensor w_taps = weight_by_taps(weight, G);
     const Tensor dy_all = pixel_rows(dy);
-    const ChunkSpace space(n, G * K, /*c_out=*/0, L, dy);
+    const ChunkSpace space(n, G * K, /*c_out=*/0, L, dy, /*wide=*/true);
     space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
       const Tensor dy_rows = dy_all.narrow(0, n0 * L, b * L);
       Tensor dcols = space.pixel_columns(b, slot);
@@ -394,7 +407,7 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
   }
 
   const Tensor w = weight.reshape({G, M, K});
-  const ChunkSpace space(n, G * K, c_out, L, dy);
+  const ChunkSpace space(n, G * K, c_out, L, dy, /*wide=*/true);
   space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
     const Tensor dy_rows = space.channel_rows(dy, n0, b, slot);
     Tensor dcols = space.columns(b, slot);
@@ -441,7 +454,7 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
 
   if (is_nhwc(input) && is_nhwc(dy)) {  // pixel-major: dW' (M x K) += dy^T (M x b L) @ cols (b L x K)
     const Tensor dy_all = pixel_rows(dy);
-    const ChunkSpace space(n, G * K, /*c_out=*/0, L, input);
+    const ChunkSpace space(n, G * K, /*c_out=*/0, L, input, /*wide=*/false);
     // One partial sum per workspace slot, added up in slot order at the end.
     Tensor dw_slots = at::zeros({space.slots, G, M, K}, input.options().dtype(acc_type));
     space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
@@ -460,7 +473,7 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
     return {by_taps.to(input.scalar_type()).contiguous(), grad_bias};
   }
 
-  const ChunkSpace space(n, G * K, c_out, L, input);
+  const ChunkSpace space(n, G * K, c_out, L, input, /*wide=*/false);
   // One partial sum per workspace slot, added up in slot order at the end.
   Tensor dw_slots = at::zeros({space.slots, G, M, K}, input.options().dtype(acc_type));
   space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {

@@ -89,6 +89,25 @@ def test_chunks_in_parallel_match_torch(workspace_mb, layout, backend, device, m
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_default_chunks_of_small_images_match_torch(layout, backend, device, monkeypatch):
+    """The default workspace: 1 MB holds the float64 columns of 14 of these 4x4 images; on
+    CPU a forward / grad-input chunk still takes at least 256 output pixels (16 images; on
+    several threads, balanced between them), grad weight 14.  Torch's results either way."""
+    monkeypatch.delenv("CIFARCONV_WORKSPACE_MB", raising=False)
+    case = Case("small-images", n=40, c_in=64, hw=(4, 4), c_out=8, kwargs=dict(padding=1))
+    x, w, b = case.tensors(torch.float64, device)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    x, w, b = (t.requires_grad_() for t in (x, w, b))
+    y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
+    y_ref = F.conv2d(x, w, b, **case.kwargs)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(y)
+    for got, want in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(y_ref, (x, w, b), g)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_half_precision_grad_weight_accumulates_over_chunks(layout, backend, device, monkeypatch):
     """Chunked grad-weight sums stay at fp32 accuracy for bfloat16 (fp32 accumulation), for
     channel-major (NCHW) and pixel-major (NHWC) columns alike."""
