@@ -32,6 +32,21 @@ def test_cpp_schemas_match_the_op_layer(backend, device):
         assert ext_op(op)._schema == torch._C.parse_schema(f"cifarconv::ext_{op}{SCHEMAS[op]}"), op
 
 
+def check_against_torch(case, layout, backend, device):
+    """The backend's float64 conv and its gradients equal torch's; returns the leaves (x, w, b)."""
+    x, w, b = case.tensors(torch.float64, device)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    x, w, b = (t.requires_grad_() for t in (x, w, b))
+    y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
+    y_ref = F.conv2d(x, w, b, **case.kwargs)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(y)
+    for got, want in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(y_ref, (x, w, b), g)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    return x, w, b
+
+
 CHUNK_CASES = [
     Case("3x3-pad1", n=5, kwargs=dict(padding=1)),
     Case("strided-dilated-groups", n=5, c_in=6, hw=(9, 8), kwargs=dict(stride=(2, 1), padding=(2, 1), dilation=2, groups=3)),
@@ -48,16 +63,7 @@ def test_chunked_gemm_matches_torch(workspace_mb, case, layout, backend, device,
     0.03 MB holds two images of the first two cases (their columns take about 14 kB each).
     """
     monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", workspace_mb)
-    x, w, b = case.tensors(torch.float64, device)
-    if layout == "channels_last":
-        x = x.to(memory_format=torch.channels_last)
-    x, w, b = (t.requires_grad_() for t in (x, w, b))
-    y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
-    y_ref = F.conv2d(x, w, b, **case.kwargs)
-    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
-    g = torch.randn_like(y)
-    for got, want in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(y_ref, (x, w, b), g)):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    x, w, b = check_against_torch(case, layout, backend, device)
     if layout == "contiguous":  # double backward also runs chunked (its ops are the same three)
         fn = lambda *t: cifarconv.conv2d(*t, backend=backend, **case.kwargs)  # noqa: E731
         assert torch.autograd.gradgradcheck(fn, (x, w, b))
@@ -70,22 +76,12 @@ def test_chunks_in_parallel_match_torch(workspace_mb, layout, backend, device, m
     with its own workspace slot and grad-weight partial sum (two threads forced here)."""
     monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", workspace_mb)
     case = Case("parallel", n=7, c_in=8, hw=(16, 20), c_out=8, kwargs=dict(padding=1, stride=(1, 2)))
-    x, w, b = case.tensors(torch.float64, device)
-    if layout == "channels_last":
-        x = x.to(memory_format=torch.channels_last)
-    x, w, b = (t.requires_grad_() for t in (x, w, b))
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
-        g = torch.randn_like(y)
-        grads = torch.autograd.grad(y, (x, w, b), g)
+        check_against_torch(case, layout, backend, device)
     finally:
         torch.set_num_threads(threads)
-    y_ref = F.conv2d(x, w, b, **case.kwargs)
-    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
-    for got, want in zip(grads, torch.autograd.grad(y_ref, (x, w, b), g)):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
@@ -94,17 +90,8 @@ def test_default_chunks_of_small_images_match_torch(layout, backend, device, mon
     CPU a forward / grad-input chunk still takes at least 256 output pixels (16 images; on
     several threads, balanced between them), grad weight 14.  Torch's results either way."""
     monkeypatch.delenv("CIFARCONV_WORKSPACE_MB", raising=False)
-    case = Case("small-images", n=40, c_in=64, hw=(4, 4), c_out=8, kwargs=dict(padding=1))
-    x, w, b = case.tensors(torch.float64, device)
-    if layout == "channels_last":
-        x = x.to(memory_format=torch.channels_last)
-    x, w, b = (t.requires_grad_() for t in (x, w, b))
-    y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
-    y_ref = F.conv2d(x, w, b, **case.kwargs)
-    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
-    g = torch.randn_like(y)
-    for got, want in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(y_ref, (x, w, b), g)):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    check_against_torch(Case("small-images", n=40, c_in=64, hw=(4, 4), c_out=8, kwargs=dict(padding=1)),
+                        layout, backend, device)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
