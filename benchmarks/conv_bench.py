@@ -8,8 +8,9 @@
 
 For each layer, backend and pass (forward, grad input, grad weight, and their sum) it
 checks the backend's result against torch's, then times it (median after warm-up) and
-reports TFLOP/s, the ratio of its time to torch's, the roofline floor and, on CUDA, the
-peak memory.  Then one ResNet-18 training step per backend.  A backend whose result
+reports TFLOP/s, the ratio of its time to torch's, the roofline floor, the explicit-im2col
+floor (columns written and read once plus the pass's GEMM, timed in the same run) and the
+ratio to it, and, on CUDA, the peak memory.  Then one ResNet-18 training step per backend.  A backend whose result
 differs from torch's gets an error instead of a time, and the exit status is 1.
 """
 
@@ -34,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, when imported from elsewhere
+import floor  # noqa: E402
 import layers  # noqa: E402
 
 import cifarconv  # noqa: E402
@@ -225,9 +227,14 @@ def wall_ms(fn, device: torch.device):
     return out, (time.perf_counter() - start) * 1e3
 
 
+# The key, beside (backend, pass), under which a pass's im2col-floor GEMM is timed.
+FLOOR_GEMM = "im2col floor GEMM"
+
+
 def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[str], s: Settings,
                 roof: roofline.Roofline) -> list[dict]:
-    """Check every (backend, pass) against torch, time the correct ones (interleaved), make the records."""
+    """Check every (backend, pass) against torch, time the correct ones and the im2col floor's GEMMs
+    (all interleaved), make the records."""
     g = torch.Generator().manual_seed(0)
     shapes = layer.shapes(s.batch_size)
     fan_in = (layer.c_in // layer.groups) * layer.kernel[0] * layer.kernel[1]
@@ -256,19 +263,25 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
                 else:
                     errors[backend, name] = error
         del reference
-        times = timing.time_ms(fns, s.device, s.warmup, s.reps, s.quick)
+        gemms = floor.gemm_functions(layer, s.batch_size, s.dtype, s.device, s.channels_last)
+        gemms = {(FLOOR_GEMM, name): fn for name, fn in gemms.items()}
+        times = timing.time_ms({**fns, **gemms}, s.device, s.warmup, s.reps, s.quick)
+        del gemms
         memory = {key: timing.peak_memory_bytes(fn, s.device) for key, fn in fns.items()}
 
     flops = layer.flops(s.batch_size)
     nbytes = layer.bytes(s.batch_size, x.element_size())["implicit"]  # the conv's own tensors only
     floors = {name: roof.floor_ms(flops, nbytes[name]) for name in PASSES}
+    column_bytes = floor.column_bytes(layer, s.batch_size, x.element_size())
+    im2col_floor = {name: floor.im2col_floor_ms(column_bytes, roof.bandwidth_gbs, times[FLOOR_GEMM, name])
+                    for name in PASSES}
     base = {"model": model, "layer": layer.name, "count": count, "batch_size": s.batch_size}
     records = []
     for backend in backends:
         for name in PASSES:
             key = (backend, name)
-            records.append(record(base, backend, name, times.get(key), flops, floors[name], memory.get(key),
-                                  rel_errors.get(key), errors.get(key)))
+            records.append(record(base, backend, name, times.get(key), flops, floors[name], im2col_floor[name],
+                                  memory.get(key), rel_errors.get(key), errors.get(key)))
             records[-1]["first_call_ms"] = first_ms.get(key)
         passes = records[-len(PASSES):]
         failed = [r["pass"] for r in passes if r["ms"] is None]
@@ -278,18 +291,19 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
             return None if failed or None in values else combine(values)
         records.append(record(
             base, backend, "sum", over_passes("ms", sum), len(PASSES) * flops, sum(floors.values()),
-            over_passes("peak_memory_bytes", max), over_passes("max_rel_error", max),
+            sum(im2col_floor.values()), over_passes("peak_memory_bytes", max), over_passes("max_rel_error", max),
             f"no time: {', '.join(failed)} failed" if failed else None))
     add_ratios(records)
     return records
 
 
-def record(base, backend, pass_name, ms, flops, floor, peak, rel_error, error) -> dict:
+def record(base, backend, pass_name, ms, flops, floor_ms, im2col_floor_ms, peak, rel_error, error) -> dict:
     return {
         **base, "backend": backend, "pass": pass_name, "ms": ms,
         "tflops": flops / (ms * 1e-3) / 1e12 if ms and flops else None,
-        "ratio_to_torch": None, "floor_ms": floor, "peak_memory_bytes": peak,
-        "max_rel_error": rel_error, "error": error,
+        "ratio_to_torch": None, "floor_ms": floor_ms, "im2col_floor_ms": im2col_floor_ms,
+        "ratio_to_im2col_floor": ms / im2col_floor_ms if ms and im2col_floor_ms else None,
+        "peak_memory_bytes": peak, "max_rel_error": rel_error, "error": error,
     }
 
 
@@ -346,7 +360,7 @@ def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
     times = timing.time_ms(steps, s.device, s.warmup, s.reps, s.quick)
     memory = {backend: timing.peak_memory_bytes(step, s.device) for backend, step in steps.items()}
     base = {"model": "resnet18", "layer": "resnet18", "count": 1, "batch_size": s.batch_size}
-    records = [record(base, b, "train_step", times.get(b), None, None, memory.get(b), rel_errors.get(b),
+    records = [record(base, b, "train_step", times.get(b), None, None, None, memory.get(b), rel_errors.get(b),
                       errors.get(b)) for b in backends]
     add_ratios(records)
     return records
@@ -355,7 +369,7 @@ def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
 # ---------------------------------------------------------------- output
 
 COLUMNS = (f"{'model':9s} {'layer':24s} {'n':>2s} {'pass':10s} {'backend':8s} {'ms':>9s} {'TFLOP/s':>8s} "
-           f"{'x torch':>8s} {'floor ms':>9s} {'floor %':>8s} {'peak MiB':>9s}")
+           f"{'x torch':>8s} {'floor ms':>9s} {'floor %':>8s} {'im2col ms':>9s} {'x im2col':>8s} {'peak MiB':>9s}")
 
 
 def table_rows(records: list[dict]) -> list[str]:
@@ -376,6 +390,7 @@ def table_rows(records: list[dict]) -> list[str]:
         efficiency = r["floor_ms"] / r["ms"] * 100 if r["floor_ms"] is not None else None
         rows.append(f"{head} {num(r['ms'], '9.3f')} {num(r['tflops'], '8.3g')} {num(r['ratio_to_torch'], '8.2f')} "
                     f"{num(r['floor_ms'], '9.3f')} {num(efficiency, '8.1f')} "
+                    f"{num(r['im2col_floor_ms'], '9.3f')} {num(r['ratio_to_im2col_floor'], '8.2f')} "
                     f"{num(r['peak_memory_bytes'], '9.1f', 2**-20)}")
     return rows
 
@@ -437,6 +452,8 @@ def settings_json(args, s: Settings, layer_source: str) -> dict:
         "conv_fp32_precision": torch.backends.cudnn.conv.fp32_precision,
         "conv_uses_tf32": conv_allows_tf32(),
         "tolerance": s.tolerance, "ratio_to_torch": "ms / torch ms (above 1: slower than torch)",
+        "im2col_floor_ms": "2 x column bytes / roofline bandwidth + the pass's GEMM (torch.mm, timed in this run, "
+                           "median), benchmarks/floor.py; ratio_to_im2col_floor = ms / im2col_floor_ms",
         "peak_memory": "CUDA: max_memory_allocated above the allocation before the call; CPU: not measured (null)",
     }
 
@@ -464,7 +481,8 @@ def main(argv=None) -> int:
     print(f"roofline: peak {roof.peak_tflops:.3f} TFLOP/s ({roof.matmul_n}^3 matmul), "
           f"bandwidth {roof.bandwidth_gbs:.1f} GB/s ({roof.copy_bytes / 2**21:.0f} MiB copy)")
     print("ms: median per call; x torch: ms / torch's ms; floor: the roofline's least time; "
-          "floor %: floor / ms\n")
+          "floor %: floor / ms;\nim2col: the explicit-im2col floor (columns written and read once at the copy "
+          "bandwidth + the pass's GEMM, timed here); x im2col: ms / that floor\n")
     print(COLUMNS)
     records = []
     for model, layer, count in work:

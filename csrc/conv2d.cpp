@@ -1,16 +1,26 @@
 // Convolution as im2col + GEMM, for any device that brings im2col/col2im kernels.
 //
-// Shapes (G = groups, M = C_out / G, K = C_in / G * KH * KW, L = OH * OW, b images):
+// Shapes (G = groups, M = C_out / G, K = C_in / G * KH * KW, L = OH * OW, b images per
+// chunk, P = b L their output pixels).  The column layout follows the activations'
+// (column_geometry.h), so that no GEMM operand or result needs a transpose or a copy:
 //
-//   forward      y[g]    (M x bL) = W[g] (M x K)    @ cols[g] (K x bL)      (+ bias)
-//   grad input   dcols[g](K x bL) = W[g]^T (K x M)  @ dy[g] (M x bL),       dx = col2im(dcols)
-//   grad weight  dW[g]   (M x K)  = sum over chunks of dy[g] (M x bL) @ cols[g]^T (bL x K)
+//   NCHW, channel-major columns cols[g] (K x P), k = (c, i, j):
+//     forward      y[g]     (M x P) = W[g] (M x K)    @ cols[g] (K x P)     (+ bias)
+//     grad input   dcols[g] (K x P) = W[g]^T (K x M)  @ dy[g] (M x P),      dx = col2im(dcols)
+//     grad weight  dW[g]    (M x K) = sum over chunks of dy[g] (M x P) @ cols[g]^T (P x K)
 //
-// cols holds a chunk of b images side by side (column_geometry.h), so one large GEMM
-// serves b images instead of one GEMM per image as in PyTorch's slow_conv2d.  b is as
-// many images as fit the workspace (CIFARCONV_WORKSPACE_MB), so memory stays bounded
-// whatever the batch.  A 1x1 kernel with stride 1 and no padding needs no im2col: the
-// image already is its column matrix.
+//   NHWC, pixel-major columns cols[g] (P x K), k = (i, j, c):  W' = the weight with its
+//   taps in that order, (G, M, KH, KW, C_in / G), rearranged once per call
+//     forward      y[g]     (P x M) = cols[g] (P x K) @ W'[g]^T (K x M)     (+ bias)
+//     grad input   dcols[g] (P x K) = dy[g] (P x M)   @ W'[g] (M x K),      dx = col2im(dcols)
+//     grad weight  dW'[g]   (M x K) = sum over chunks of dy[g]^T (M x P) @ cols[g] (P x K)
+//   where y, dy and dx are plain row blocks of the NHWC tensors: (N OH OW x C) matrices.
+//
+// cols holds a chunk of b images at once, so one large GEMM serves b images instead of
+// one GEMM per image as in PyTorch's slow_conv2d.  b is as many images as fit the
+// workspace (CIFARCONV_WORKSPACE_MB), so memory stays bounded whatever the batch.  A 1x1
+// kernel with stride 1 and no padding needs no im2col: the image already is its column
+// matrix.  Grad weight sums in float32 for 16-bit types.
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -23,6 +33,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <vector>
 
 #include "columns.h"
 
@@ -84,16 +96,57 @@ void check_conv(const char* op, const Tensor& activation, const Tensor& weight, 
               weight.size(0), " output channels");
 }
 
+// CIFARCONV_INDEX_BITS=64 runs every kernel on 64-bit index math, which by default only
+// tensors with offsets past 2^31 get (tests use it to check that path on small tensors).
+bool force_index64() {
+  const char* env = std::getenv("CIFARCONV_INDEX_BITS");
+  if (env == nullptr || *env == '\0') return false;
+  TORCH_CHECK(std::strcmp(env, "64") == 0, "CIFARCONV_INDEX_BITS must be 64 (or unset), got '", env, "'");
+  return true;
+}
+
+// The geometry of `image` and its columns: channel-major (K x columns, col_l = 1) with
+// row stride col_k, or pixel-major (one row of G K entries per output pixel, col_k = 1).
 ColumnGeometry geometry(const Tensor& image, IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding,
-                        IntArrayRef dilation, int64_t col_n, int64_t col_k) {
+                        IntArrayRef dilation, int64_t groups, ColumnLayout layout, int64_t col_n, int64_t col_k,
+                        int64_t col_l) {
   ColumnGeometry g;
   g.n = image.size(0), g.c = image.size(1), g.h = image.size(2), g.w = image.size(3);
+  g.cg = g.c / groups;
   g.kh = kernel[0], g.kw = kernel[1];
   g.sh = stride[0], g.sw = stride[1], g.ph = padding[0], g.pw = padding[1], g.dh = dilation[0], g.dw = dilation[1];
   g.oh = output_size(g.h, g.kh, g.sh, g.ph, g.dh), g.ow = output_size(g.w, g.kw, g.sw, g.pw, g.dw);
   g.img_n = image.stride(0), g.img_c = image.stride(1), g.img_h = image.stride(2), g.img_w = image.stride(3);
-  g.col_n = col_n, g.col_k = col_k;
+  g.col_n = col_n, g.col_k = col_k, g.col_l = col_l;
+  g.layout = layout;
+  g.index64 = force_index64() || !fits_int32(g);
   return g;
+}
+
+// A chunk of b images' columns, (K x b L) for b images side by side.
+ColumnGeometry channel_major(const Tensor& images, IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding,
+                             IntArrayRef dilation, int64_t L) {
+  return geometry(images, kernel, stride, padding, dilation, 1, ColumnLayout::kChannelMajor, /*col_n=*/L,
+                  /*col_k=*/images.size(0) * L, /*col_l=*/1);
+}
+
+// A chunk of b images' columns, (b L x G K): one row per output pixel.
+ColumnGeometry pixel_major(const Tensor& images, IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding,
+                           IntArrayRef dilation, int64_t groups, int64_t L) {
+  const int64_t row = images.size(1) * kernel[0] * kernel[1];
+  return geometry(images, kernel, stride, padding, dilation, groups, ColumnLayout::kPixelMajor, /*col_n=*/L * row,
+                  /*col_k=*/1, /*col_l=*/row);
+}
+
+// The weight (C_out, C_in / G, KH, KW) with its taps in pixel-major order, (G, M, KH KW C_in / G).
+Tensor weight_by_taps(const Tensor& weight, int64_t groups) {
+  const int64_t c_out = weight.size(0);
+  return weight.permute({0, 2, 3, 1}).contiguous().view({groups, c_out / groups, -1});
+}
+
+// An NHWC tensor as its (N H W x C) matrix of pixel rows.
+Tensor pixel_rows(const Tensor& t) {
+  return t.permute({0, 2, 3, 1}).view({-1, t.size(1)});
 }
 
 // float32 on CUDA: the GEMMs use TF32 exactly when torch's own convolution would, i.e. when
@@ -124,21 +177,26 @@ class ConvGemmPrecision {
   bool switched_ = false;
 };
 
-// How many images one chunk holds: as many as fit the workspace, at least one.
-int64_t chunk_images(int64_t n, int64_t bytes_per_image, const at::Device& device) {
+// How many images one chunk holds: as many as fit the workspace, at least one, and on CPU
+// by default at least min_pixels output pixels (`pixels` per image).
+int64_t chunk_images(int64_t n, int64_t bytes_per_image, int64_t pixels, int64_t min_pixels,
+                     const at::Device& device) {
   // CPU: small enough that a chunk's columns stay in its thread's L2 cache (measured on 2
   // cores: 1 MB ran the ResNet-18 layers in 1.34x torch's time, 8 MB in 1.63x).  GPU:
   // large GEMMs, bounded memory.
   double megabytes = device.is_cpu() ? 1.0 : 256.0;
+  int64_t min_images = device.is_cpu() ? (min_pixels + pixels - 1) / std::max<int64_t>(pixels, 1) : 1;
   if (const char* env = std::getenv("CIFARCONV_WORKSPACE_MB")) {
     char* end = nullptr;
     errno = 0;
     megabytes = std::strtod(env, &end);
     TORCH_CHECK(end != env && *end == '\0' && errno == 0 && megabytes >= 0, "CIFARCONV_WORKSPACE_MB must be a ",
                 "non-negative number of megabytes, got '", env, "'");
+    min_images = 1;  // the workspace is what the user says
   }
   const double images = megabytes * 1048576.0 / static_cast<double>(std::max<int64_t>(bytes_per_image, 1));
-  return std::clamp<int64_t>(static_cast<int64_t>(std::min(images, 1e15)), 1, std::max<int64_t>(n, 1));
+  const int64_t fit = static_cast<int64_t>(std::min(images, 1e15));
+  return std::clamp<int64_t>(std::max(fit, min_images), 1, std::max<int64_t>(n, 1));
 }
 
 bool is_pointwise(IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding) {
@@ -146,8 +204,9 @@ bool is_pointwise(IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding) {
 }
 
 // The workspace of the chunked loops: for b images at a time, the column matrix
-// (G K x b L) and one (C_out x b L) operand (the forward's output, or dy for backward).
-// `images` per chunk is as many as fit CIFARCONV_WORKSPACE_MB.
+// (G K x b L entries) and, for NCHW tensors, one (C_out x b L) operand (the forward's
+// output, or dy for backward; NHWC ones are GEMM operands as they are).  `images` per
+// chunk is as many as fit CIFARCONV_WORKSPACE_MB.
 //
 // On CPU, when there are at least as many images as threads, the chunks run in parallel,
 // each thread with its own workspace slot and single-threaded GEMMs: every thread's
@@ -157,11 +216,20 @@ bool is_pointwise(IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding) {
 struct ChunkSpace {
   // Below this many column entries in all, starting threads costs more than it saves.
   static constexpr int64_t kParallelColumns = 1 << 16;
+  // On CPU the forward and grad-input GEMMs run better with at least this many output
+  // pixels per chunk, even past the 1 MB default workspace (ResNet-18's 8x8 and 4x4 layers
+  // have 64 and 48 pixels in 1 MB; measured on one thread of the 2-core EPYC: 6-8 % less
+  // time for grad input over the layers, 1-3 % for forward).  Grad weight, whose GEMM sums
+  // over the pixels, ran slower so (8x8 layers: +12 %), and keeps the workspace bound alone.
+  static constexpr int64_t kWideGemmPixels = 256;
   int64_t images, chunks, slots, col_rows, c_out, L;
   Tensor col_space, row_space;
 
-  ChunkSpace(int64_t n, int64_t col_rows, int64_t c_out, int64_t L, const Tensor& like)
-      : images(chunk_images(n, (col_rows + c_out) * L * like.element_size(), like.device())),
+  // c_out: the rows of the (C_out x b L) operand, 0 when the tensors are NHWC.  wide: the
+  // chunk's GEMM has its pixels as a free dimension (forward, grad input).
+  ChunkSpace(int64_t n, int64_t col_rows, int64_t c_out, int64_t L, const Tensor& like, bool wide)
+      : images(chunk_images(n, (col_rows + c_out) * L * like.element_size(), L, wide ? kWideGemmPixels : 1,
+                            like.device())),
         slots(1), col_rows(col_rows), c_out(c_out), L(L) {
     const int64_t threads = at::get_num_threads();
     if (like.is_cpu() && threads > 1 && !at::in_parallel_region() && n >= threads &&
@@ -193,8 +261,13 @@ struct ChunkSpace {
     });
   }
 
+  // Channel-major columns of b images, (G K x b L).
   Tensor columns(int64_t b, int64_t slot) const {
     return col_space[slot].narrow(0, 0, col_rows * b * L).view({col_rows, b * L});
+  }
+  // Pixel-major columns of b images, (b L x G K).
+  Tensor pixel_columns(int64_t b, int64_t slot) const {
+    return col_space[slot].narrow(0, 0, col_rows * b * L).view({b * L, col_rows});
   }
   Tensor rows(int64_t b, int64_t slot) const {
     return row_space[slot].narrow(0, 0, c_out * b * L).view({c_out, b * L});
@@ -231,26 +304,46 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
 
   Tensor out = at::empty({n, c_out, oh, ow}, input.options().memory_format(activation_format(input)));
   if (n == 0) return out;
-  const Tensor w = weight.reshape({G, M, K});
 
   if (G == 1 && is_pointwise(kernel, stride, padding)) {
+    const Tensor w = weight.reshape({c_out, c_in});
     if (is_nhwc(out) && is_nhwc(input)) {  // pixels are rows: y (nL x C_out) = x (nL x C_in) @ W^T
-      Tensor y = out.permute({0, 2, 3, 1}).view({n * L, c_out});
-      const Tensor x = input.permute({0, 2, 3, 1}).view({n * L, c_in});
-      has_bias ? at::addmm_out(y, *bias, x, w[0].t()) : at::mm_out(y, x, w[0].t());
+      Tensor y = pixel_rows(out);
+      const Tensor x = pixel_rows(input);
+      has_bias ? at::addmm_out(y, *bias, x, w.t()) : at::mm_out(y, x, w.t());
     } else {  // every image's (C_in x L) plane is its column matrix: one batched GEMM
       Tensor y = out.view({n, c_out, L});
-      at::matmul_out(y, w[0], input.reshape({n, c_in, L}));
+      at::matmul_out(y, w, input.reshape({n, c_in, L}));
       if (has_bias) y.add_(bias->view({1, c_out, 1}));
     }
     return out;
   }
 
-  const ChunkSpace space(n, G * K, c_out, L, input);
+  if (is_nhwc(out) && is_nhwc(input)) {  // pixel-major: y (b L x M) = cols (b L x K) @ W'^T, straight into out
+    const Tensor w_taps = weight_by_taps(weight, G);
+    Tensor y_all = pixel_rows(out);
+    const ChunkSpace space(n, G * K, /*c_out=*/0, L, input, /*wide=*/true);
+    space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+      const Tensor x = input.narrow(0, n0, b);
+      Tensor cols = space.pixel_columns(b, slot);
+      ops.im2col(x, cols, pixel_major(x, kernel, stride, padding, dilation, G, L));
+      Tensor y = y_all.narrow(0, n0 * L, b * L);
+      for (int64_t g = 0; g < G; ++g) {
+        Tensor yg = y.narrow(1, g * M, M);
+        const Tensor cols_g = cols.narrow(1, g * K, K);
+        has_bias ? at::addmm_out(yg, bias->narrow(0, g * M, M), cols_g, w_taps[g].t())
+                 : at::mm_out(yg, cols_g, w_taps[g].t());
+      }
+    });
+    return out;
+  }
+
+  const Tensor w = weight.reshape({G, M, K});
+  const ChunkSpace space(n, G * K, c_out, L, input, /*wide=*/true);
   space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
     const Tensor x = input.narrow(0, n0, b);
     Tensor cols = space.columns(b, slot);
-    ops.im2col(x, cols, geometry(x, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
+    ops.im2col(x, cols, channel_major(x, kernel, stride, padding, dilation, L));
     // One NCHW image is written in place; otherwise through the workspace, then transposed.
     const bool in_place = b == 1 && out[n0].is_contiguous();
     Tensor y = in_place ? out[n0].view({c_out, L}) : space.rows(b, slot);
@@ -283,20 +376,38 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
 
   Tensor dx = at::empty({n, c_in, input_size[0], input_size[1]}, dy.options().memory_format(activation_format(dy)));
   if (n == 0) return dx;
-  const Tensor w = weight.reshape({G, M, K});
 
   if (G == 1 && is_pointwise(kernel, stride, padding)) {
+    const Tensor w = weight.reshape({c_out, c_in});
     if (is_nhwc(dx) && is_nhwc(dy)) {  // dx (nL x C_in) = dy (nL x C_out) @ W
-      Tensor dx2 = dx.permute({0, 2, 3, 1}).view({n * L, c_in});
-      at::mm_out(dx2, dy.permute({0, 2, 3, 1}).view({n * L, c_out}), w[0]);
+      Tensor dx2 = pixel_rows(dx);
+      at::mm_out(dx2, pixel_rows(dy), w);
     } else {
       Tensor dx3 = dx.view({n, c_in, L});
-      at::matmul_out(dx3, w[0].t(), dy.reshape({n, c_out, L}));
+      at::matmul_out(dx3, w.t(), dy.reshape({n, c_out, L}));
     }
     return dx;
   }
 
-  const ChunkSpace space(n, G * K, c_out, L, dy);
+  if (is_nhwc(dx) && is_nhwc(dy)) {  // pixel-major: dcols (b L x K) = dy (b L x M) @ W', dy read in place
+    const Tensor w_taps = weight_by_taps(weight, G);
+    const Tensor dy_all = pixel_rows(dy);
+    const ChunkSpace space(n, G * K, /*c_out=*/0, L, dy, /*wide=*/true);
+    space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+      const Tensor dy_rows = dy_all.narrow(0, n0 * L, b * L);
+      Tensor dcols = space.pixel_columns(b, slot);
+      for (int64_t g = 0; g < G; ++g) {
+        Tensor dcols_g = dcols.narrow(1, g * K, K);
+        at::mm_out(dcols_g, dy_rows.narrow(1, g * M, M), w_taps[g]);
+      }
+      Tensor dx_chunk = dx.narrow(0, n0, b);
+      ops.col2im(dcols, dx_chunk, pixel_major(dx_chunk, kernel, stride, padding, dilation, G, L));
+    });
+    return dx;
+  }
+
+  const Tensor w = weight.reshape({G, M, K});
+  const ChunkSpace space(n, G * K, c_out, L, dy, /*wide=*/true);
   space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
     const Tensor dy_rows = space.channel_rows(dy, n0, b, slot);
     Tensor dcols = space.columns(b, slot);
@@ -305,7 +416,7 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
       at::mm_out(dcols_g, w[g].t(), dy_rows.narrow(0, g * M, M));
     }
     Tensor dx_chunk = dx.narrow(0, n0, b);
-    ops.col2im(dcols, dx_chunk, geometry(dx_chunk, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
+    ops.col2im(dcols, dx_chunk, channel_major(dx_chunk, kernel, stride, padding, dilation, L));
   });
   return dx;
 }
@@ -326,38 +437,57 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
   TORCH_CHECK(dy.size(0) == n && dy.size(2) == oh && dy.size(3) == ow, op, ": grad_output has shape ", dy.sizes(),
               " but this convolution's output is (", n, ", ", c_out, ", ", oh, ", ", ow, ")");
   const int64_t L = oh * ow, M = c_out / G, K = c_in / G * kernel[0] * kernel[1];
+  const std::vector<int64_t> weight_size{c_out, c_in / G, kernel[0], kernel[1]};
 
   Tensor grad_bias = bias ? dy.sum({0, 2, 3}) : at::empty({0}, input.options());
   // Sums over chunks accumulate in float for half types (fp32 accumulation), as the GEMM does.
   const auto acc_type = at::toOpMathType(input.scalar_type());
-  Tensor dw = at::zeros({G, M, K}, input.options().dtype(acc_type));
-  if (n > 0 && G == 1 && is_pointwise(kernel, stride, padding) && is_nhwc(input) && is_nhwc(dy)) {
+  const auto accumulate = [&](Tensor& dw_g, const Tensor& a, const Tensor& b) {
+    acc_type == input.scalar_type() ? dw_g.addmm_(a, b) : dw_g.add_(at::mm(a, b));
+  };
+  if (n == 0) return {at::zeros(weight_size, input.options()), grad_bias};
+
+  if (G == 1 && is_pointwise(kernel, stride, padding) && is_nhwc(input) && is_nhwc(dy)) {
     // dW (C_out x C_in) = dy^T (C_out x nL) @ x (nL x C_in)
-    const Tensor dy2 = dy.permute({0, 2, 3, 1}).view({n * L, c_out});
-    const Tensor x2 = input.permute({0, 2, 3, 1}).view({n * L, c_in});
-    dw[0].copy_(at::mm(dy2.t(), x2));
-  } else if (n > 0) {
-    const ChunkSpace space(n, G * K, c_out, L, input);
+    return {at::mm(pixel_rows(dy).t(), pixel_rows(input)).view(weight_size), grad_bias};
+  }
+
+  if (is_nhwc(input) && is_nhwc(dy)) {  // pixel-major: dW' (M x K) += dy^T (M x b L) @ cols (b L x K)
+    const Tensor dy_all = pixel_rows(dy);
+    const ChunkSpace space(n, G * K, /*c_out=*/0, L, input, /*wide=*/false);
     // One partial sum per workspace slot, added up in slot order at the end.
     Tensor dw_slots = at::zeros({space.slots, G, M, K}, input.options().dtype(acc_type));
     space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
       const Tensor x = input.narrow(0, n0, b);
-      Tensor cols = space.columns(b, slot);
-      ops.im2col(x, cols, geometry(x, kernel, stride, padding, dilation, /*col_n=*/L, /*col_k=*/b * L));
-      const Tensor dy_rows = space.channel_rows(dy, n0, b, slot);
+      Tensor cols = space.pixel_columns(b, slot);
+      ops.im2col(x, cols, pixel_major(x, kernel, stride, padding, dilation, G, L));
+      const Tensor dy_rows = dy_all.narrow(0, n0 * L, b * L);
       for (int64_t g = 0; g < G; ++g) {
         Tensor dw_g = dw_slots[slot][g];
-        const Tensor dy_g = dy_rows.narrow(0, g * M, M), cols_t = cols.narrow(0, g * K, K).t();
-        if (acc_type == input.scalar_type()) {
-          dw_g.addmm_(dy_g, cols_t);
-        } else {
-          dw_g.add_(at::mm(dy_g, cols_t));
-        }
+        accumulate(dw_g, dy_rows.narrow(1, g * M, M).t(), cols.narrow(1, g * K, K));
       }
     });
-    dw = space.slots == 1 ? dw_slots[0] : dw_slots.sum(0);
+    const Tensor dw = space.slots == 1 ? dw_slots[0] : dw_slots.sum(0);
+    // (G, M, KH, KW, C_in / G) back to the weight's (C_out, C_in / G, KH, KW)
+    const Tensor by_taps = dw.view({c_out, kernel[0], kernel[1], c_in / G}).permute({0, 3, 1, 2});
+    return {by_taps.to(input.scalar_type()).contiguous(), grad_bias};
   }
-  return {dw.view({c_out, c_in / G, kernel[0], kernel[1]}).to(input.scalar_type()), grad_bias};
+
+  const ChunkSpace space(n, G * K, c_out, L, input, /*wide=*/false);
+  // One partial sum per workspace slot, added up in slot order at the end.
+  Tensor dw_slots = at::zeros({space.slots, G, M, K}, input.options().dtype(acc_type));
+  space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+    const Tensor x = input.narrow(0, n0, b);
+    Tensor cols = space.columns(b, slot);
+    ops.im2col(x, cols, channel_major(x, kernel, stride, padding, dilation, L));
+    const Tensor dy_rows = space.channel_rows(dy, n0, b, slot);
+    for (int64_t g = 0; g < G; ++g) {
+      Tensor dw_g = dw_slots[slot][g];
+      accumulate(dw_g, dy_rows.narrow(0, g * M, M), cols.narrow(0, g * K, K).t());
+    }
+  });
+  const Tensor dw = space.slots == 1 ? dw_slots[0] : dw_slots.sum(0);
+  return {dw.view(weight_size).to(input.scalar_type()), grad_bias};
 }
 
 Tensor im2col(const ColumnOps& ops, const Tensor& input, IntArrayRef kernel, IntArrayRef dilation,
@@ -370,7 +500,8 @@ Tensor im2col(const ColumnOps& ops, const Tensor& input, IntArrayRef kernel, Int
   const int64_t rows = input.size(1) * kernel[0] * kernel[1], L = oh * ow;
   Tensor cols = at::empty({input.size(0), rows, L}, input.options());
   if (cols.numel() > 0) {
-    ops.im2col(input, cols, geometry(input, kernel, stride, padding, dilation, /*col_n=*/rows * L, /*col_k=*/L));
+    ops.im2col(input, cols, geometry(input, kernel, stride, padding, dilation, 1, ColumnLayout::kChannelMajor,
+                                     /*col_n=*/rows * L, /*col_k=*/L, /*col_l=*/1));
   }
   return cols;
 }
@@ -390,7 +521,8 @@ Tensor col2im(const ColumnOps& ops, const Tensor& input, IntArrayRef output_size
   Tensor image = at::empty({input.size(0), rows / taps, output_size[0], output_size[1]}, input.options());
   if (image.numel() > 0) {
     const Tensor cols = input.contiguous();
-    ops.col2im(cols, image, geometry(image, kernel, stride, padding, dilation, /*col_n=*/rows * L, /*col_k=*/L));
+    ops.col2im(cols, image, geometry(image, kernel, stride, padding, dilation, 1, ColumnLayout::kChannelMajor,
+                                     /*col_n=*/rows * L, /*col_k=*/L, /*col_l=*/1));
   }
   return image;
 }

@@ -32,6 +32,21 @@ def test_cpp_schemas_match_the_op_layer(backend, device):
         assert ext_op(op)._schema == torch._C.parse_schema(f"cifarconv::ext_{op}{SCHEMAS[op]}"), op
 
 
+def check_against_torch(case, layout, backend, device):
+    """The backend's float64 conv and its gradients equal torch's; returns the leaves (x, w, b)."""
+    x, w, b = case.tensors(torch.float64, device)
+    if layout == "channels_last":
+        x = x.to(memory_format=torch.channels_last)
+    x, w, b = (t.requires_grad_() for t in (x, w, b))
+    y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
+    y_ref = F.conv2d(x, w, b, **case.kwargs)
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(y)
+    for got, want in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(y_ref, (x, w, b), g)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    return x, w, b
+
+
 CHUNK_CASES = [
     Case("3x3-pad1", n=5, kwargs=dict(padding=1)),
     Case("strided-dilated-groups", n=5, c_in=6, hw=(9, 8), kwargs=dict(stride=(2, 1), padding=(2, 1), dilation=2, groups=3)),
@@ -48,16 +63,7 @@ def test_chunked_gemm_matches_torch(workspace_mb, case, layout, backend, device,
     0.03 MB holds two images of the first two cases (their columns take about 14 kB each).
     """
     monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", workspace_mb)
-    x, w, b = case.tensors(torch.float64, device)
-    if layout == "channels_last":
-        x = x.to(memory_format=torch.channels_last)
-    x, w, b = (t.requires_grad_() for t in (x, w, b))
-    y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
-    y_ref = F.conv2d(x, w, b, **case.kwargs)
-    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
-    g = torch.randn_like(y)
-    for got, want in zip(torch.autograd.grad(y, (x, w, b), g), torch.autograd.grad(y_ref, (x, w, b), g)):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    x, w, b = check_against_torch(case, layout, backend, device)
     if layout == "contiguous":  # double backward also runs chunked (its ops are the same three)
         fn = lambda *t: cifarconv.conv2d(*t, backend=backend, **case.kwargs)  # noqa: E731
         assert torch.autograd.gradgradcheck(fn, (x, w, b))
@@ -70,34 +76,38 @@ def test_chunks_in_parallel_match_torch(workspace_mb, layout, backend, device, m
     with its own workspace slot and grad-weight partial sum (two threads forced here)."""
     monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", workspace_mb)
     case = Case("parallel", n=7, c_in=8, hw=(16, 20), c_out=8, kwargs=dict(padding=1, stride=(1, 2)))
-    x, w, b = case.tensors(torch.float64, device)
-    if layout == "channels_last":
-        x = x.to(memory_format=torch.channels_last)
-    x, w, b = (t.requires_grad_() for t in (x, w, b))
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        y = cifarconv.conv2d(x, w, b, backend=backend, **case.kwargs)
-        g = torch.randn_like(y)
-        grads = torch.autograd.grad(y, (x, w, b), g)
+        check_against_torch(case, layout, backend, device)
     finally:
         torch.set_num_threads(threads)
-    y_ref = F.conv2d(x, w, b, **case.kwargs)
-    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-10)
-    for got, want in zip(grads, torch.autograd.grad(y_ref, (x, w, b), g)):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
-def test_half_precision_grad_weight_accumulates_over_chunks(backend, device, monkeypatch):
-    """Chunked grad-weight sums stay at fp32 accuracy for bfloat16 (fp32 accumulation)."""
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_default_chunks_of_small_images_match_torch(layout, backend, device, monkeypatch):
+    """The default workspace: 1 MB holds the float64 columns of 14 of these 4x4 images; on
+    CPU a forward / grad-input chunk still takes at least 256 output pixels (16 images; on
+    several threads, balanced between them), grad weight 14.  Torch's results either way."""
+    monkeypatch.delenv("CIFARCONV_WORKSPACE_MB", raising=False)
+    check_against_torch(Case("small-images", n=40, c_in=64, hw=(4, 4), c_out=8, kwargs=dict(padding=1)),
+                        layout, backend, device)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_half_precision_grad_weight_accumulates_over_chunks(layout, backend, device, monkeypatch):
+    """Chunked grad-weight sums stay at fp32 accuracy for bfloat16 (fp32 accumulation), for
+    channel-major (NCHW) and pixel-major (NHWC) columns alike."""
     monkeypatch.setenv("CIFARCONV_WORKSPACE_MB", "0")
-    x = torch.randn(16, 8, 6, 6, device=device, dtype=torch.bfloat16)
-    dy = torch.randn(16, 4, 6, 6, device=device, dtype=torch.bfloat16)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(16, 8, 6, 6, device=device, dtype=torch.bfloat16).contiguous(memory_format=fmt)
+    dy = torch.randn(16, 4, 6, 6, device=device, dtype=torch.bfloat16).contiguous(memory_format=fmt)
     dw, _ = ext_op("conv2d_grad_weight")(dy, x, (3, 3), (1, 1), (1, 1), (1, 1), 1, False)
     ref = torch.ops.aten.convolution_backward(
         dy.double(), x.double(), torch.zeros(4, 8, 3, 3, dtype=torch.float64, device=device),
         None, (1, 1), (1, 1), (1, 1), False, (0, 0), 1, (False, True, False),
     )[1]
+    assert dw.is_contiguous() and dw.shape == (4, 8, 3, 3)
     assert (dw.double() - ref).abs().max() <= 1e-2 * ref.abs().max()
 
 
@@ -109,15 +119,18 @@ def test_bad_workspace_setting_is_an_error(backend, device, monkeypatch):
 
 
 def test_col2im_and_grad_input_are_deterministic(backend, device):
-    """Gather-form col2im: bitwise the same result on every run and, on CPU, for any thread count."""
+    """Gather-form col2im: bitwise the same result on every run and, on CPU, for any thread
+    count, with channel-major (fold, NCHW) and pixel-major (NHWC) columns."""
     cols = torch.randn(3, 4 * 9, 81, device=device)
     dy = torch.randn(3, 8, 5, 5, device=device)
+    dy_nhwc = dy.contiguous(memory_format=torch.channels_last)
     w = torch.randn(8, 4, 3, 3, device=device)
 
     def run():
         return (
             cifarconv.fold(cols, (9, 9), 3, padding=1, stride=(1, 1), dilation=1, backend=backend),
             ext_op("conv2d_grad_input")(dy, w, (9, 9), (2, 2), (1, 1), (1, 1), 1),
+            ext_op("conv2d_grad_input")(dy_nhwc, w, (9, 9), (2, 2), (1, 1), (1, 1), 1),
         )
 
     first = run()
@@ -129,6 +142,85 @@ def test_col2im_and_grad_input_are_deterministic(backend, device):
         torch.set_num_threads(threads)
     for a, b, c in zip(first, run(), single):
         assert torch.equal(a, b) and torch.equal(a, c)
+
+
+def pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+INDEX_CASES = [
+    Case("strided-dilated-groups", n=3, c_in=6, hw=(9, 8), kwargs=dict(stride=(2, 1), padding=(2, 1), dilation=2,
+                                                                     groups=3)),
+    # 8 channels: whole 16-byte vectors of float16 / bfloat16 per tap on CUDA's pixel-major path
+    Case("3x3-pad1-8-channels", n=2, c_in=8, hw=(6, 5), c_out=8, kwargs=dict(padding=1)),
+    Case("1x1-stride2", n=2, c_in=4, hw=(7, 7), kernel=(1, 1), kwargs=dict(stride=2)),
+]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("case", INDEX_CASES, ids=lambda c: c.id)
+def test_64_bit_index_math_gives_the_32_bit_results(case, layout, backend, device, monkeypatch):
+    """The kernels do their index math in 32 bits when every offset fits, in 64 bits past
+    2^31 (csrc/column_geometry.h: fits_int32).  CIFARCONV_INDEX_BITS=64 forces the 64-bit
+    path: every op, in both column layouts, gives bitwise the same results, and torch's."""
+    x, w, b = case.tensors(torch.float32, device)
+    conv = dict(stride=pair(case.kwargs.get("stride", 1)), padding=pair(case.kwargs.get("padding", 0)),
+                dilation=pair(case.kwargs.get("dilation", 1)), groups=case.kwargs.get("groups", 1))
+    args = (conv["stride"], conv["padding"], conv["dilation"], conv["groups"])
+    y_ref = F.conv2d(x, w, b, **conv)
+    dy = torch.randn_like(y_ref)
+    if layout == "channels_last":
+        x, w, dy = (t.contiguous(memory_format=torch.channels_last) for t in (x, w, dy))
+    window = (case.kernel, conv["dilation"], conv["padding"], conv["stride"])
+
+    def run():
+        cols = ext_op("im2col")(x, *window)
+        return (
+            ext_op("conv2d")(x, w, b, *args),
+            ext_op("conv2d_grad_input")(dy, w, case.hw, *args),
+            *ext_op("conv2d_grad_weight")(dy, x, case.kernel, *args, True),
+            cols,
+            ext_op("col2im")(cols, case.hw, *window),
+        )
+
+    narrow = run()
+    monkeypatch.setenv("CIFARCONV_INDEX_BITS", "64")
+    wide = run()
+    for a, c in zip(narrow, wide):
+        assert torch.equal(a, c)
+    torch.testing.assert_close(narrow[0], y_ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(narrow[4], F.unfold(x, case.kernel, conv["dilation"], conv["padding"], conv["stride"]))
+    dx_ref, dw_ref, db_ref = torch.ops.aten.convolution_backward(
+        dy, x, w, [w.shape[0]], *args[:3], False, (0, 0), args[3], (True, True, True))
+    for got, want in zip(narrow[1:4], (dx_ref, dw_ref, db_ref)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_index_bits_setting_is_an_error(backend, device, monkeypatch):
+    monkeypatch.setenv("CIFARCONV_INDEX_BITS", "16")
+    x, w = torch.randn(2, 3, 5, 5, device=device), torch.randn(4, 3, 3, 3, device=device)
+    with pytest.raises(RuntimeError, match="CIFARCONV_INDEX_BITS must be 64"):
+        cifarconv.conv2d(x, w, backend=backend)
+
+
+@pytest.mark.backends("cuda")
+@pytest.mark.parametrize("layout", ["channel-major", "pixel-major"])
+def test_columns_past_2_31_entries(layout, backend, device):
+    """A GPU with room for it: 2^31 column entries (4 GiB of bfloat16), so that offsets pass
+    2^31 and the kernels take their 64-bit path.  Channel-major through ext_im2col, pixel-major
+    through a channels_last conv."""
+    if layout == "channel-major":
+        x = torch.randn(1, 1, 2**15 + 1, 2**15, device=device, dtype=torch.bfloat16)
+        cols = ext_op("im2col")(x, (2, 1), (1, 1), (0, 0), (1, 1))  # (1, 2, 2^30)
+        assert cols.shape == (1, 2, 2**30)
+        assert torch.equal(cols[0, 0], x[0, 0, :-1].flatten()) and torch.equal(cols[0, 1], x[0, 0, 1:].flatten())
+    else:
+        x = torch.randn(1, 16, 2**13, 2**13 + 1, device=device, dtype=torch.bfloat16)
+        x = x.contiguous(memory_format=torch.channels_last)
+        w = torch.randn(8, 16, 1, 2, device=device, dtype=torch.bfloat16)
+        y = cifarconv.conv2d(x, w, backend=backend)  # columns: 2^26 pixels x 32 entries
+        ref = F.conv2d(x, w)
+        assert (y.float() - ref.float()).abs().max() <= 2e-2 * ref.float().abs().max()
 
 
 # One bad call per check of every op (csrc/conv2d.cpp); each message formats sizes or
