@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
-import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -37,12 +34,13 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, when imported from elsewhere
 import floor  # noqa: E402
 import layers  # noqa: E402
+import report  # noqa: E402
+from checked_timing import check_and_time, safe_call  # noqa: E402
+from report import COLUMNS, add_ratios, record, table_rows  # noqa: E402, F401  (COLUMNS: the tests read it here)
 
 import cifarconv  # noqa: E402
-from cifarconv.precision import conv_allows_tf32  # noqa: E402
-from cifarconv.perf import roofline, timing  # noqa: E402
+from cifarconv.perf import roofline  # noqa: E402
 from cifarconv.perf.layer import PASSES  # noqa: E402  (fwd, dgrad, wgrad; "sum" adds the three)
-from cifarconv.train.atomic import atomic_write  # noqa: E402
 from cifarconv.train.models import MODELS  # noqa: E402
 from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
 
@@ -194,39 +192,6 @@ def pass_functions(backend: str, layer: layers.ConvLayer, x, w, b, dy, device) -
     }
 
 
-def compare(got, want, tolerance: float) -> tuple[float | None, str | None]:
-    """(max |got - want| / max |want| over the result tensors, error message or None)."""
-    worst = 0.0
-    for g, r in zip(got, want):
-        if g.shape != r.shape:
-            return None, f"shape {tuple(g.shape)}, torch's is {tuple(r.shape)}"
-        scale = r.abs().max().float().item() or 1.0
-        err = (g.float() - r.float()).abs().max().item() / scale
-        if not err <= tolerance:  # NaN fails too
-            return err, f"differs from torch: max |diff| / max |torch| = {err:.1e} > {tolerance:.0e}"
-        worst = max(worst, err)
-    return worst, None
-
-
-def safe_call(fn):
-    """(result, None), or (None, message) if the backend raised."""
-    try:
-        return fn(), None
-    except Exception as e:  # a backend that fails on this layer gets an error record, not a crash
-        return None, f"raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-
-
-def wall_ms(fn, device: torch.device):
-    """(fn(), its wall-clock milliseconds), synchronised on CUDA."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return out, (time.perf_counter() - start) * 1e3
-
-
 # The key, beside (backend, pass), under which a pass's im2col-floor GEMM is timed.
 FLOOR_GEMM = "im2col floor GEMM"
 
@@ -243,46 +208,30 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
     b = s.prepare(torch.randn(layer.c_out, generator=g)) if layer.bias else None
     dy = s.prepare(torch.randn(shapes["output"], generator=g))
 
-    fns, errors, rel_errors, first_ms = {}, {}, {}, {}
-    with torch.no_grad():
-        reference = {}
-        for backend in backends:
-            for name, fn in pass_functions(backend, layer, x, w, b, dy, s.device).items():
-                # The first call: for triton it includes compiling this geometry's kernel.
-                (result, error), first_ms[backend, name] = wall_ms(lambda: safe_call(fn), s.device)
-                if error is None:
-                    if backend == "torch":
-                        reference[name] = result
-                    elif name not in reference:
-                        error = "torch's own result is missing, nothing to compare with"
-                    else:
-                        rel_errors[backend, name], error = compare(result, reference[name], s.tolerance)
-                del result
-                if error is None:
-                    fns[backend, name] = fn
-                else:
-                    errors[backend, name] = error
-        del reference
+    fns = {(backend, name): fn for backend in backends
+           for name, fn in pass_functions(backend, layer, x, w, b, dy, s.device).items()}
+
+    def floor_gemms():
         gemms = floor.gemm_functions(layer, s.batch_size, s.dtype, s.device, s.channels_last)
-        gemms = {(FLOOR_GEMM, name): fn for name, fn in gemms.items()}
-        times = timing.time_ms({**fns, **gemms}, s.device, s.warmup, s.reps, s.quick)
-        del gemms
-        memory = {key: timing.peak_memory_bytes(fn, s.device) for key, fn in fns.items()}
+        return {(FLOOR_GEMM, name): fn for name, fn in gemms.items()}
+    with torch.no_grad():
+        checked = check_and_time(fns, lambda key: ("torch", key[1]), s.tolerance, s, make_extras=floor_gemms)
 
     flops = layer.flops(s.batch_size)
     nbytes = layer.bytes(s.batch_size, x.element_size())["implicit"]  # the conv's own tensors only
     floors = {name: roof.floor_ms(flops, nbytes[name]) for name in PASSES}
     column_bytes = floor.column_bytes(layer, s.batch_size, x.element_size())
-    im2col_floor = {name: floor.im2col_floor_ms(column_bytes, roof.bandwidth_gbs, times[FLOOR_GEMM, name])
+    im2col_floor = {name: floor.im2col_floor_ms(column_bytes, roof.bandwidth_gbs, checked.ms[FLOOR_GEMM, name])
                     for name in PASSES}
     base = {"model": model, "layer": layer.name, "count": count, "batch_size": s.batch_size}
     records = []
     for backend in backends:
         for name in PASSES:
             key = (backend, name)
-            records.append(record(base, backend, name, times.get(key), flops, floors[name], im2col_floor[name],
-                                  memory.get(key), rel_errors.get(key), errors.get(key)))
-            records[-1]["first_call_ms"] = first_ms.get(key)
+            records.append(record(base, backend, name, checked.ms.get(key), flops, floors[name], im2col_floor[name],
+                                  checked.peak_memory_bytes.get(key), checked.max_rel_error.get(key),
+                                  checked.error.get(key)))
+            records[-1]["first_call_ms"] = checked.first_call_ms[key]
         passes = records[-len(PASSES):]
         failed = [r["pass"] for r in passes if r["ms"] is None]
 
@@ -295,24 +244,6 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
             f"no time: {', '.join(failed)} failed" if failed else None))
     add_ratios(records)
     return records
-
-
-def record(base, backend, pass_name, ms, flops, floor_ms, im2col_floor_ms, peak, rel_error, error) -> dict:
-    return {
-        **base, "backend": backend, "pass": pass_name, "ms": ms,
-        "tflops": flops / (ms * 1e-3) / 1e12 if ms and flops else None,
-        "ratio_to_torch": None, "floor_ms": floor_ms, "im2col_floor_ms": im2col_floor_ms,
-        "ratio_to_im2col_floor": ms / im2col_floor_ms if ms and im2col_floor_ms else None,
-        "peak_memory_bytes": peak, "max_rel_error": rel_error, "error": error,
-    }
-
-
-def add_ratios(records: list[dict]) -> None:
-    """ratio_to_torch = ms / torch's ms for the same layer and pass (2.0: twice as long as torch)."""
-    torch_ms = {(r["model"], r["layer"], r["pass"]): r["ms"] for r in records if r["backend"] == "torch"}
-    for r in records:
-        ref = torch_ms.get((r["model"], r["layer"], r["pass"]))
-        r["ratio_to_torch"] = r["ms"] / ref if r["ms"] is not None and ref else None
 
 
 # ---------------------------------------------------------------- whole model
@@ -340,60 +271,24 @@ def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
             return (logits.detach(),)
         return step
 
-    steps, errors, rel_errors = {}, {}, {}
-    reference = None
+    steps, unbuilt = {}, {}
     for backend in backends:
-        step, error = safe_call(lambda: make_step(backend))
-        logits, error = (None, error) if error else safe_call(step)  # the first step: same weights everywhere
-        if error is None:
-            if backend == "torch":
-                reference = logits
-            elif reference is None:
-                error = "torch's own result is missing, nothing to compare with"
-            else:
-                rel_errors[backend], error = compare(logits, reference, MODEL_TOLERANCE_FACTOR * s.tolerance)
-                error = error and f"logits {error}"
+        step, error = safe_call(partial(make_step, backend))
         if error is None:
             steps[backend] = step
         else:
-            errors[backend] = error
-    times = timing.time_ms(steps, s.device, s.warmup, s.reps, s.quick)
-    memory = {backend: timing.peak_memory_bytes(step, s.device) for backend, step in steps.items()}
+            unbuilt[backend] = error
+    # The first steps, compared, start from the same weights everywhere.
+    checked = check_and_time(steps, lambda key: "torch", MODEL_TOLERANCE_FACTOR * s.tolerance, s, "logits ")
+    errors = {**unbuilt, **checked.error}
     base = {"model": "resnet18", "layer": "resnet18", "count": 1, "batch_size": s.batch_size}
-    records = [record(base, b, "train_step", times.get(b), None, None, None, memory.get(b), rel_errors.get(b),
-                      errors.get(b)) for b in backends]
+    records = [record(base, b, "train_step", checked.ms.get(b), None, None, None, checked.peak_memory_bytes.get(b),
+                      checked.max_rel_error.get(b), errors.get(b)) for b in backends]
     add_ratios(records)
     return records
 
 
-# ---------------------------------------------------------------- output
-
-COLUMNS = (f"{'model':9s} {'layer':24s} {'n':>2s} {'pass':10s} {'backend':8s} {'ms':>9s} {'TFLOP/s':>8s} "
-           f"{'x torch':>8s} {'floor ms':>9s} {'floor %':>8s} {'im2col ms':>9s} {'x im2col':>8s} {'peak MiB':>9s}")
-
-
-def table_rows(records: list[dict]) -> list[str]:
-    """One line per record; model, layer and count only where they change."""
-    rows, last = [], None
-    for r in records:
-        where = (r["model"], r["layer"])
-        model, layer, n = (r["model"], r["layer"], str(r["count"])) if where != last else ("", "", "")
-        last = where
-        head = f"{model:9s} {layer:24s} {n:>2s} {r['pass']:10s} {r['backend']:8s}"
-        if r["error"]:
-            rows.append(f"{head} ERROR: {r['error']}")
-            continue
-
-        def num(value, fmt, scale=1.0):
-            width = int(fmt.split(".")[0])
-            return f"{'-':>{width}s}" if value is None else format(value * scale, fmt)
-        efficiency = r["floor_ms"] / r["ms"] * 100 if r["floor_ms"] is not None else None
-        rows.append(f"{head} {num(r['ms'], '9.3f')} {num(r['tflops'], '8.3g')} {num(r['ratio_to_torch'], '8.2f')} "
-                    f"{num(r['floor_ms'], '9.3f')} {num(efficiency, '8.1f')} "
-                    f"{num(r['im2col_floor_ms'], '9.3f')} {num(r['ratio_to_im2col_floor'], '8.2f')} "
-                    f"{num(r['peak_memory_bytes'], '9.1f', 2**-20)}")
-    return rows
-
+# ---------------------------------------------------------------- triton's first use
 
 TRITON_CHECK_DTYPE = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32-tf32"}
 
@@ -419,45 +314,6 @@ def triton_first_use(layer: layers.ConvLayer, dtype: torch.dtype) -> dict | None
     return result
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
-    except OSError:
-        pass
-    return f"{name or platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs"
-
-
-def versions() -> dict:
-    def version(package):
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-    return {"cifarconv": cifarconv.__version__, "torch": torch.__version__, "triton": version("triton"),
-            "python": platform.python_version(), "cuda": torch.version.cuda}
-
-
-def settings_json(args, s: Settings, layer_source: str) -> dict:
-    return {
-        "device_type": s.device.type, "dtype": str(s.dtype).removeprefix("torch."), "channels_last": s.channels_last,
-        "batch_size": s.batch_size, "backends": args.backends, "layers": layer_source, "quick": s.quick,
-        "warmup": s.warmup, "reps": s.reps, "timer": timing.timer_name(s.device),
-        "torch_num_threads": torch.get_num_threads(),
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        # float32 on CUDA: every backend follows the conv switch (cifarconv.precision)
-        "conv_fp32_precision": torch.backends.cudnn.conv.fp32_precision,
-        "conv_uses_tf32": conv_allows_tf32(),
-        "tolerance": s.tolerance, "ratio_to_torch": "ms / torch ms (above 1: slower than torch)",
-        "im2col_floor_ms": "2 x column bytes / roofline bandwidth + the pass's GEMM (torch.mm, timed in this run, "
-                           "median), benchmarks/floor.py; ratio_to_im2col_floor = ms / im2col_floor_ms",
-        "peak_memory": "CUDA: max_memory_allocated above the allocation before the call; CPU: not measured (null)",
-    }
-
-
 # ---------------------------------------------------------------- main
 
 def main(argv=None) -> int:
@@ -472,18 +328,10 @@ def main(argv=None) -> int:
         if args.quick:
             work, layer_source = work[:QUICK_LAYERS], f"{args.layers} (first {QUICK_LAYERS} layers, --quick)"
 
-    name = device_name(s.device)
-    print(f"cifarconv {cifarconv.__version__} | torch {torch.__version__} | {name} | {s.device}")
-    print(f"backends {', '.join(args.backends)} | {layer_source} | batch {s.batch_size} | "
-          f"{str(s.dtype).removeprefix('torch.')}{' channels_last' if s.channels_last else ''} | "
-          f"warm-up {s.warmup}, {s.reps} reps | {timing.timer_name(s.device)}")
+    name = report.device_name(s.device)
+    print(report.run_heading(name, s, args.backends, layer_source))
     roof = roofline.measure(s.device, s.dtype, s.warmup, s.reps, s.quick)
-    print(f"roofline: peak {roof.peak_tflops:.3f} TFLOP/s ({roof.matmul_n}^3 matmul), "
-          f"bandwidth {roof.bandwidth_gbs:.1f} GB/s ({roof.copy_bytes / 2**21:.0f} MiB copy)")
-    print("ms: median per call; x torch: ms / torch's ms; floor: the roofline's least time; "
-          "floor %: floor / ms;\nim2col: the explicit-im2col floor (columns written and read once at the copy "
-          "bandwidth + the pass's GEMM, timed here); x im2col: ms / that floor\n")
-    print(COLUMNS)
+    print(report.table_heading(roof))
     records = []
     for model, layer, count in work:
         layer_records = bench_layer(model, layer, count, args.backends, s, roof)
@@ -497,23 +345,16 @@ def main(argv=None) -> int:
     first_use = None if args.quick or args.no_compile_time else triton_first_use(work[0][1], s.dtype)
 
     failures = [r for r in records if r["error"] and r["pass"] != "sum"]
-    result = {
-        "device": name, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions(), "settings": settings_json(args, s, layer_source), "roofline": roof.to_json(),
-        "results": records, "triton_first_use": first_use,
-    }
+    result = report.run_json(name, report.settings_json(args.backends, s, layer_source), roof, records, first_use)
     if args.out:
-        with atomic_write(args.out) as f:
-            f.write(json.dumps(result, indent=1).encode())
+        report.write_json(args.out, result)
         print(f"\nwrote {args.out}")
     if args.plot:
         import plot
         plot.plot(result, args.plot)
         print(f"wrote {args.plot}")
     if failures:
-        print(f"\n{len(failures)} result(s) differ from torch or failed; they have no time:", file=sys.stderr)
-        for r in failures:
-            print(f"  {r['backend']} {r['model']} {r['layer']} {r['pass']}: {r['error']}", file=sys.stderr)
+        report.print_failures(failures)
         return 1
     return 0
 

@@ -53,7 +53,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource, make_backend  # noqa: E402
 from triton.runtime.jit import create_function_from_signature  # noqa: E402
 
-from cifarconv.triton_kernels import common, conv_dgrad, conv_fwd, conv_wgrad, fold  # noqa: E402
+from cifarconv.triton_kernels import common, conv_dgrad, conv_fwd, conv_wgrad, im2col_col2im  # noqa: E402
 from cifarconv.args import conv2d_output_hw  # noqa: E402
 from cifarconv.precision import conv_allows_tf32  # noqa: E402
 
@@ -144,8 +144,8 @@ def host_calls(geometry, dtype):
         ("conv2d_fwd", lambda: conv_fwd.conv2d(x, w, torch.empty(c_out, device="meta", dtype=dtype), *conv)),
         ("conv2d_dgrad", lambda: conv_dgrad.conv2d_grad_input(dy, w, (hw, hw), *conv)),
         ("conv2d_wgrad", lambda: conv_wgrad.conv2d_grad_weight(dy, x, (k, k), *conv, True)),
-        ("im2col", lambda: fold.im2col(x, (k, k), (1, 1), (p, p), (s, s))),
-        ("col2im", lambda: fold.col2im(torch.empty(BATCH, c_in * k * k, oh * ow, device="meta", dtype=dtype),
+        ("im2col", lambda: im2col_col2im.im2col(x, (k, k), (1, 1), (p, p), (s, s))),
+        ("col2im", lambda: im2col_col2im.col2im(torch.empty(BATCH, c_in * k * k, oh * ow, device="meta", dtype=dtype),
                                        (hw, hw), (k, k), (1, 1), (p, p), (s, s))),
     ]
 

@@ -39,12 +39,12 @@ def conv2d(
 ) -> torch.Tensor:
     """2-D convolution with exactly the semantics of torch's functional ``conv2d``."""
     input, weight, bias = _autocast(input, weight, bias)
-    a = conv2d_args(input, weight, bias, stride, padding, dilation, groups)
-    x = input.unsqueeze(0) if a.unbatched else input
-    if a.extra_padding != (0, 0):  # padding="same" with an even dilated kernel: one more at bottom/right
-        x = F.pad(x, (0, a.extra_padding[1], 0, a.extra_padding[0]))
-    y = resolve(backend, x.device).conv2d(x, weight, bias, a.stride, a.padding, a.dilation, a.groups)
-    return y.squeeze(0) if a.unbatched else y
+    conv = conv2d_args(input, weight, bias, stride, padding, dilation, groups)
+    x = input.unsqueeze(0) if conv.unbatched else input
+    if conv.extra_padding != (0, 0):  # padding="same" with an even dilated kernel: one more at bottom/right
+        x = F.pad(x, (0, conv.extra_padding[1], 0, conv.extra_padding[0]))
+    y = resolve(backend, x.device).conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return y.squeeze(0) if conv.unbatched else y
 
 
 def unfold(
@@ -60,10 +60,10 @@ def unfold(
     check_floating(input, "unfold: input")
     if input.dim() not in (3, 4):
         raise ValueError(f"unfold: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
-    a = fold_args(kernel_size, dilation, padding, stride, "unfold")
-    check_blocks(input.shape[-2:], a, "unfold")
+    window = fold_args(kernel_size, dilation, padding, stride, "unfold")
+    check_blocks(input.shape[-2:], window, "unfold")
     x = input.unsqueeze(0) if input.dim() == 3 else input
-    cols = resolve(backend, x.device).im2col(x, a.kernel_size, a.dilation, a.padding, a.stride)
+    cols = resolve(backend, x.device).im2col(x, window.kernel_size, window.dilation, window.padding, window.stride)
     return cols.squeeze(0) if input.dim() == 3 else cols
 
 
@@ -81,13 +81,13 @@ def fold(
     check_floating(input, "fold: input")
     if input.dim() not in (2, 3):
         raise ValueError(f"fold: expected a 2-D or 3-D input, got shape {tuple(input.shape)}")
-    a = fold_args(kernel_size, dilation, padding, stride, "fold")
+    window = fold_args(kernel_size, dilation, padding, stride, "fold")
     size = pair(output_size, "fold: output_size")
-    blocks = check_blocks(size, a, "fold")
-    window = a.kernel_size[0] * a.kernel_size[1]
-    if input.shape[-2] % window != 0:
+    blocks = check_blocks(size, window, "fold")
+    taps = window.kernel_size[0] * window.kernel_size[1]
+    if input.shape[-2] % taps != 0:
         raise ValueError(
-            f"fold: input dimension -2 ({input.shape[-2]}) must be divisible by kernel_size product {window}"
+            f"fold: input dimension -2 ({input.shape[-2]}) must be divisible by kernel_size product {taps}"
         )
     if input.shape[-1] != blocks[0] * blocks[1]:
         raise ValueError(
@@ -95,5 +95,7 @@ def fold(
             f"arguments gives {blocks[0]} x {blocks[1]} = {blocks[0] * blocks[1]}"
         )
     cols = input.unsqueeze(0) if input.dim() == 2 else input
-    x = resolve(backend, cols.device).col2im(cols, size, a.kernel_size, a.dilation, a.padding, a.stride)
+    x = resolve(backend, cols.device).col2im(
+        cols, size, window.kernel_size, window.dilation, window.padding, window.stride
+    )
     return x.squeeze(0) if input.dim() == 2 else x

@@ -1,4 +1,5 @@
-// Convolution as im2col + GEMM, for any device that brings im2col/col2im kernels.
+// The extension's five ops: convolution as im2col + GEMM, for any device that brings
+// im2col/col2im kernels (register_conv_ops, at the end, binds them to its dispatch key).
 //
 // Shapes (G = groups, M = C_out / G, K = C_in / G * KH * KW, L = OH * OW, b images per
 // chunk, P = b L their output pixels).  The column layout follows the activations'
@@ -25,17 +26,16 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
-#include <ATen/core/LegacyTypeDispatch.h>
 #include <c10/core/DeviceGuard.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
+#include "chunks.h"
 #include "columns.h"
 
 namespace cifarconv {
@@ -177,117 +177,38 @@ class ConvGemmPrecision {
   bool switched_ = false;
 };
 
-// How many images one chunk holds: as many as fit the workspace, at least one, and on CPU
-// by default at least min_pixels output pixels (`pixels` per image).
-int64_t chunk_images(int64_t n, int64_t bytes_per_image, int64_t pixels, int64_t min_pixels,
-                     const at::Device& device) {
-  // CPU: small enough that a chunk's columns stay in its thread's L2 cache (measured on 2
-  // cores: 1 MB ran the ResNet-18 layers in 1.34x torch's time, 8 MB in 1.63x).  GPU:
-  // large GEMMs, bounded memory.
-  double megabytes = device.is_cpu() ? 1.0 : 256.0;
-  int64_t min_images = device.is_cpu() ? (min_pixels + pixels - 1) / std::max<int64_t>(pixels, 1) : 1;
-  if (const char* env = std::getenv("CIFARCONV_WORKSPACE_MB")) {
-    char* end = nullptr;
-    errno = 0;
-    megabytes = std::strtod(env, &end);
-    TORCH_CHECK(end != env && *end == '\0' && errno == 0 && megabytes >= 0, "CIFARCONV_WORKSPACE_MB must be a ",
-                "non-negative number of megabytes, got '", env, "'");
-    min_images = 1;  // the workspace is what the user says
-  }
-  const double images = megabytes * 1048576.0 / static_cast<double>(std::max<int64_t>(bytes_per_image, 1));
-  const int64_t fit = static_cast<int64_t>(std::min(images, 1e15));
-  return std::clamp<int64_t>(std::max(fit, min_images), 1, std::max<int64_t>(n, 1));
+// Each device type's column kernels, set by register_conv_ops when the library loads (a
+// function-local static, so it exists before any file's registration runs).
+ColumnOps& column_ops(c10::DeviceType device) {
+  static ColumnOps cpu{}, cuda{};
+  TORCH_CHECK(device == c10::DeviceType::CPU || device == c10::DeviceType::CUDA, "cifarconv: no column kernels for ",
+              device, " tensors");
+  return device == c10::DeviceType::CPU ? cpu : cuda;
+}
+
+// The column kernels the ops run on `t`'s device.
+const ColumnOps& column_ops_for(const Tensor& t) {
+  const ColumnOps& ops = column_ops(t.device().type());
+  TORCH_CHECK(ops.im2col != nullptr && ops.col2im != nullptr, "cifarconv: this build of the extension has no ",
+              t.device().type(), " kernels");
+  return ops;
 }
 
 bool is_pointwise(IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding) {
   return kernel[0] == 1 && kernel[1] == 1 && stride[0] == 1 && stride[1] == 1 && padding[0] == 0 && padding[1] == 0;
 }
 
-// The workspace of the chunked loops: for b images at a time, the column matrix
-// (G K x b L entries) and, for NCHW tensors, one (C_out x b L) operand (the forward's
-// output, or dy for backward; NHWC ones are GEMM operands as they are).  `images` per
-// chunk is as many as fit CIFARCONV_WORKSPACE_MB.
-//
-// On CPU, when there are at least as many images as threads, the chunks run in parallel,
-// each thread with its own workspace slot and single-threaded GEMMs: every thread's
-// columns stay in its own cache, and a pass is one parallel region instead of two per
-// chunk (which also keeps it fast when another process competes for the cores).
-// Otherwise (small work, few chunks, or a GPU) chunk after chunk, each GEMM using every thread.
-struct ChunkSpace {
-  // Below this many column entries in all, starting threads costs more than it saves.
-  static constexpr int64_t kParallelColumns = 1 << 16;
-  // On CPU the forward and grad-input GEMMs run better with at least this many output
-  // pixels per chunk, even past the 1 MB default workspace (ResNet-18's 8x8 and 4x4 layers
-  // have 64 and 48 pixels in 1 MB; measured on one thread of the 2-core EPYC: 6-8 % less
-  // time for grad input over the layers, 1-3 % for forward).  Grad weight, whose GEMM sums
-  // over the pixels, ran slower so (8x8 layers: +12 %), and keeps the workspace bound alone.
-  static constexpr int64_t kWideGemmPixels = 256;
-  int64_t images, chunks, slots, col_rows, c_out, L;
-  Tensor col_space, row_space;
+// The chunks of a loop over n images whose columns have col_rows (G K) rows, with a
+// (c_out x b L) operand in the workspace too (0 for NHWC); wide: see ChunkSchedule.
+ChunkSchedule schedule_chunks(int64_t n, int64_t col_rows, int64_t c_out, int64_t L, const Tensor& like, bool wide) {
+  return ChunkSchedule(n, ChunkWorkspace::bytes_per_image(col_rows, c_out, L, like), L, col_rows * L, like.device(),
+                       wide);
+}
 
-  // c_out: the rows of the (C_out x b L) operand, 0 when the tensors are NHWC.  wide: the
-  // chunk's GEMM has its pixels as a free dimension (forward, grad input).
-  ChunkSpace(int64_t n, int64_t col_rows, int64_t c_out, int64_t L, const Tensor& like, bool wide)
-      : images(chunk_images(n, (col_rows + c_out) * L * like.element_size(), L, wide ? kWideGemmPixels : 1,
-                            like.device())),
-        slots(1), col_rows(col_rows), c_out(c_out), L(L) {
-    const int64_t threads = at::get_num_threads();
-    if (like.is_cpu() && threads > 1 && !at::in_parallel_region() && n >= threads &&
-        n * col_rows * L >= kParallelColumns) {
-      // Every thread gets the same number of chunks, and the chunks about the same number of images.
-      const int64_t chunks_per_thread = (n + threads * images - 1) / (threads * images);
-      images = (n + threads * chunks_per_thread - 1) / (threads * chunks_per_thread);
-      slots = threads;
-    }
-    chunks = (n + images - 1) / images;
-    col_space = at::empty({slots, col_rows * images * L}, like.options());
-    row_space = at::empty({slots, c_out * images * L}, like.options());
-  }
-
-  // Calls body(n0, b, slot) for every chunk of b images starting at image n0.
-  template <typename Body>
-  void for_each(int64_t n, const Body& body) const {
-    const auto run = [&](int64_t first, int64_t last, int64_t slot) {
-      for (int64_t chunk = first; chunk < last; ++chunk) {
-        const int64_t n0 = chunk * images;
-        body(n0, std::min(images, n - n0), slot);
-      }
-    };
-    if (slots == 1) return run(0, chunks, 0);
-    at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
-      // Worker threads do not inherit the caller's dispatch state: stay below autograd.
-      const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      run(first, last, at::get_thread_num());
-    });
-  }
-
-  // Channel-major columns of b images, (G K x b L).
-  Tensor columns(int64_t b, int64_t slot) const {
-    return col_space[slot].narrow(0, 0, col_rows * b * L).view({col_rows, b * L});
-  }
-  // Pixel-major columns of b images, (b L x G K).
-  Tensor pixel_columns(int64_t b, int64_t slot) const {
-    return col_space[slot].narrow(0, 0, col_rows * b * L).view({b * L, col_rows});
-  }
-  Tensor rows(int64_t b, int64_t slot) const {
-    return row_space[slot].narrow(0, 0, c_out * b * L).view({c_out, b * L});
-  }
-
-  // dy for images [n0, n0 + b) as the (C_out x b L) GEMM operand: a view of dy when
-  // that is one NCHW image, else a copy into the workspace.
-  Tensor channel_rows(const Tensor& dy, int64_t n0, int64_t b, int64_t slot) const {
-    if (b == 1 && dy[n0].is_contiguous()) return dy[n0].view({c_out, L});
-    Tensor r = rows(b, slot);
-    r.view({c_out, b, dy.size(2), dy.size(3)}).copy_(dy.narrow(0, n0, b).transpose(0, 1));
-    return r;
-  }
-};
-
-}  // namespace
-
-Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,
-              IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
+Tensor conv2d(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias, IntArrayRef stride,
+              IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
   const char* op = "cifarconv::ext_conv2d";
+  const ColumnOps& ops = column_ops_for(input);
   const c10::OptionalDeviceGuard guard(at::device_of(input));
   const ConvGemmPrecision precision(input);
   check_conv(op, input, weight, groups);
@@ -322,8 +243,9 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
   if (is_nhwc(out) && is_nhwc(input)) {  // pixel-major: y (b L x M) = cols (b L x K) @ W'^T, straight into out
     const Tensor w_taps = weight_by_taps(weight, G);
     Tensor y_all = pixel_rows(out);
-    const ChunkSpace space(n, G * K, /*c_out=*/0, L, input, /*wide=*/true);
-    space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+    const ChunkSchedule chunks = schedule_chunks(n, G * K, /*c_out=*/0, L, input, /*wide=*/true);
+    const ChunkWorkspace space(chunks, G * K, /*c_out=*/0, L, input);
+    chunks.for_each([&](int64_t n0, int64_t b, int64_t slot) {
       const Tensor x = input.narrow(0, n0, b);
       Tensor cols = space.pixel_columns(b, slot);
       ops.im2col(x, cols, pixel_major(x, kernel, stride, padding, dilation, G, L));
@@ -339,8 +261,9 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
   }
 
   const Tensor w = weight.reshape({G, M, K});
-  const ChunkSpace space(n, G * K, c_out, L, input, /*wide=*/true);
-  space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+  const ChunkSchedule chunks = schedule_chunks(n, G * K, c_out, L, input, /*wide=*/true);
+  const ChunkWorkspace space(chunks, G * K, c_out, L, input);
+  chunks.for_each([&](int64_t n0, int64_t b, int64_t slot) {
     const Tensor x = input.narrow(0, n0, b);
     Tensor cols = space.columns(b, slot);
     ops.im2col(x, cols, channel_major(x, kernel, stride, padding, dilation, L));
@@ -358,9 +281,10 @@ Tensor conv2d(const ColumnOps& ops, const Tensor& input, const Tensor& weight, c
   return out;
 }
 
-Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const Tensor& weight, IntArrayRef input_size,
-                         IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
+Tensor conv2d_grad_input(const Tensor& grad_output, const Tensor& weight, IntArrayRef input_size, IntArrayRef stride,
+                         IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
   const char* op = "cifarconv::ext_conv2d_grad_input";
+  const ColumnOps& ops = column_ops_for(grad_output);
   const c10::OptionalDeviceGuard guard(at::device_of(grad_output));
   const ConvGemmPrecision precision(grad_output);
   const Tensor& dy = grad_output;
@@ -392,8 +316,9 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
   if (is_nhwc(dx) && is_nhwc(dy)) {  // pixel-major: dcols (b L x K) = dy (b L x M) @ W', dy read in place
     const Tensor w_taps = weight_by_taps(weight, G);
     const Tensor dy_all = pixel_rows(dy);
-    const ChunkSpace space(n, G * K, /*c_out=*/0, L, dy, /*wide=*/true);
-    space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+    const ChunkSchedule chunks = schedule_chunks(n, G * K, /*c_out=*/0, L, dy, /*wide=*/true);
+    const ChunkWorkspace space(chunks, G * K, /*c_out=*/0, L, dy);
+    chunks.for_each([&](int64_t n0, int64_t b, int64_t slot) {
       const Tensor dy_rows = dy_all.narrow(0, n0 * L, b * L);
       Tensor dcols = space.pixel_columns(b, slot);
       for (int64_t g = 0; g < G; ++g) {
@@ -407,8 +332,9 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
   }
 
   const Tensor w = weight.reshape({G, M, K});
-  const ChunkSpace space(n, G * K, c_out, L, dy, /*wide=*/true);
-  space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+  const ChunkSchedule chunks = schedule_chunks(n, G * K, c_out, L, dy, /*wide=*/true);
+  const ChunkWorkspace space(chunks, G * K, c_out, L, dy);
+  chunks.for_each([&](int64_t n0, int64_t b, int64_t slot) {
     const Tensor dy_rows = space.channel_rows(dy, n0, b, slot);
     Tensor dcols = space.columns(b, slot);
     for (int64_t g = 0; g < G; ++g) {
@@ -421,10 +347,11 @@ Tensor conv2d_grad_input(const ColumnOps& ops, const Tensor& grad_output, const 
   return dx;
 }
 
-std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor& grad_output, const Tensor& input,
-                                              IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding,
-                                              IntArrayRef dilation, int64_t groups, bool bias) {
+std::tuple<Tensor, Tensor> conv2d_grad_weight(const Tensor& grad_output, const Tensor& input, IntArrayRef kernel,
+                                              IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation,
+                                              int64_t groups, bool bias) {
   const char* op = "cifarconv::ext_conv2d_grad_weight";
+  const ColumnOps& ops = column_ops_for(input);
   const c10::OptionalDeviceGuard guard(at::device_of(input));
   const ConvGemmPrecision precision(input);
   const Tensor& dy = grad_output;
@@ -454,10 +381,11 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
 
   if (is_nhwc(input) && is_nhwc(dy)) {  // pixel-major: dW' (M x K) += dy^T (M x b L) @ cols (b L x K)
     const Tensor dy_all = pixel_rows(dy);
-    const ChunkSpace space(n, G * K, /*c_out=*/0, L, input, /*wide=*/false);
+    const ChunkSchedule chunks = schedule_chunks(n, G * K, /*c_out=*/0, L, input, /*wide=*/false);
+    const ChunkWorkspace space(chunks, G * K, /*c_out=*/0, L, input);
     // One partial sum per workspace slot, added up in slot order at the end.
-    Tensor dw_slots = at::zeros({space.slots, G, M, K}, input.options().dtype(acc_type));
-    space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+    Tensor dw_slots = at::zeros({chunks.slots, G, M, K}, input.options().dtype(acc_type));
+    chunks.for_each([&](int64_t n0, int64_t b, int64_t slot) {
       const Tensor x = input.narrow(0, n0, b);
       Tensor cols = space.pixel_columns(b, slot);
       ops.im2col(x, cols, pixel_major(x, kernel, stride, padding, dilation, G, L));
@@ -467,16 +395,17 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
         accumulate(dw_g, dy_rows.narrow(1, g * M, M).t(), cols.narrow(1, g * K, K));
       }
     });
-    const Tensor dw = space.slots == 1 ? dw_slots[0] : dw_slots.sum(0);
+    const Tensor dw = chunks.slots == 1 ? dw_slots[0] : dw_slots.sum(0);
     // (G, M, KH, KW, C_in / G) back to the weight's (C_out, C_in / G, KH, KW)
     const Tensor by_taps = dw.view({c_out, kernel[0], kernel[1], c_in / G}).permute({0, 3, 1, 2});
     return {by_taps.to(input.scalar_type()).contiguous(), grad_bias};
   }
 
-  const ChunkSpace space(n, G * K, c_out, L, input, /*wide=*/false);
+  const ChunkSchedule chunks = schedule_chunks(n, G * K, c_out, L, input, /*wide=*/false);
+  const ChunkWorkspace space(chunks, G * K, c_out, L, input);
   // One partial sum per workspace slot, added up in slot order at the end.
-  Tensor dw_slots = at::zeros({space.slots, G, M, K}, input.options().dtype(acc_type));
-  space.for_each(n, [&](int64_t n0, int64_t b, int64_t slot) {
+  Tensor dw_slots = at::zeros({chunks.slots, G, M, K}, input.options().dtype(acc_type));
+  chunks.for_each([&](int64_t n0, int64_t b, int64_t slot) {
     const Tensor x = input.narrow(0, n0, b);
     Tensor cols = space.columns(b, slot);
     ops.im2col(x, cols, channel_major(x, kernel, stride, padding, dilation, L));
@@ -486,13 +415,13 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const ColumnOps& ops, const Tensor
       accumulate(dw_g, dy_rows.narrow(0, g * M, M), cols.narrow(0, g * K, K).t());
     }
   });
-  const Tensor dw = space.slots == 1 ? dw_slots[0] : dw_slots.sum(0);
+  const Tensor dw = chunks.slots == 1 ? dw_slots[0] : dw_slots.sum(0);
   return {dw.view(weight_size).to(input.scalar_type()), grad_bias};
 }
 
-Tensor im2col(const ColumnOps& ops, const Tensor& input, IntArrayRef kernel, IntArrayRef dilation,
-              IntArrayRef padding, IntArrayRef stride) {
+Tensor im2col(const Tensor& input, IntArrayRef kernel, IntArrayRef dilation, IntArrayRef padding, IntArrayRef stride) {
   const char* op = "cifarconv::ext_im2col";
+  const ColumnOps& ops = column_ops_for(input);
   const c10::OptionalDeviceGuard guard(at::device_of(input));
   TORCH_CHECK(input.dim() == 4, op, ": expected a 4-D input, got ", input.sizes());
   check_window(op, kernel, stride, padding, dilation);
@@ -506,9 +435,10 @@ Tensor im2col(const ColumnOps& ops, const Tensor& input, IntArrayRef kernel, Int
   return cols;
 }
 
-Tensor col2im(const ColumnOps& ops, const Tensor& input, IntArrayRef output_size, IntArrayRef kernel,
-              IntArrayRef dilation, IntArrayRef padding, IntArrayRef stride) {
+Tensor col2im(const Tensor& input, IntArrayRef output_size, IntArrayRef kernel, IntArrayRef dilation,
+              IntArrayRef padding, IntArrayRef stride) {
   const char* op = "cifarconv::ext_col2im";
+  const ColumnOps& ops = column_ops_for(input);
   const c10::OptionalDeviceGuard guard(at::device_of(input));
   TORCH_CHECK(input.dim() == 3, op, ": expected 3-D columns (N, C*kH*kW, L), got ", input.sizes());
   TORCH_CHECK(output_size.size() == 2, op, ": output_size must have 2 values");
@@ -525,6 +455,17 @@ Tensor col2im(const ColumnOps& ops, const Tensor& input, IntArrayRef output_size
                                      /*col_n=*/rows * L, /*col_k=*/L, /*col_l=*/1));
   }
   return image;
+}
+
+}  // namespace
+
+void register_conv_ops(torch::Library& m, c10::DeviceType device, ColumnOps ops) {
+  column_ops(device) = ops;
+  m.impl("ext_conv2d", TORCH_FN(conv2d));
+  m.impl("ext_conv2d_grad_input", TORCH_FN(conv2d_grad_input));
+  m.impl("ext_conv2d_grad_weight", TORCH_FN(conv2d_grad_weight));
+  m.impl("ext_im2col", TORCH_FN(im2col));
+  m.impl("ext_col2im", TORCH_FN(col2im));
 }
 
 }  // namespace cifarconv

@@ -57,9 +57,38 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_triton_op_registration_traces_without_interpreter():
+# triton_op infers each op's schema from the annotations in `cifarconv.backends.triton`
+# (torch before 2.14 ignores a schema given to it); they must say what `ops/schema.py`
+# says, except that an annotation cannot fix a list's length (SymInt[2] becomes SymInt[]).
+SCHEMA_SCRIPT = textwrap.dedent(
+    """
+    import re
+    import torch
+    from cifarconv.backends import triton as backend
+    from cifarconv.ops import OP_NAMES, SCHEMAS, qualname
+
+    assert not backend.INTERPRET
+    for op in OP_NAMES:
+        name = qualname("triton", op)
+        got = getattr(torch.ops.cifarconv, f"triton_{op}").default._schema
+        want = torch._C.parse_schema(name + re.sub(r"\\[\\d+\\]", "[]", SCHEMAS[op]))
+        assert str(got) == str(want), (op, str(got), str(want))
+    print("ok")
+    """
+)
+
+
+def run_without_interpreter(script: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+def test_triton_op_registration_traces_without_interpreter():
+    run_without_interpreter(SCRIPT)
+
+
+def test_triton_op_schemas_match_the_op_layer():
+    run_without_interpreter(SCHEMA_SCRIPT)

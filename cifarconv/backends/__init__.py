@@ -1,4 +1,9 @@
 """One module per backend; each provides ``OPS`` (an OpFamily) and ``unavailable_reason(device)``.
 
-They are imported lazily by ``cifarconv.registry`` the first time a backend is asked for.
+Each module guards its optional dependency (``cifarconv._C``, ``triton``), so all of them
+import on any machine; `cifarconv.registry` names them.
 """
+
+from . import custom, extension, torch_reference, triton
+
+__all__ = ["custom", "extension", "torch_reference", "triton"]

@@ -47,7 +47,7 @@ def unavailable_reason(device: torch.device) -> Optional[str]:
 
 if _TRITON_MISSING is None:
     from ..ops import SCHEMAS, qualname, register_family
-    from ..triton_kernels import conv_dgrad, conv_fwd, conv_wgrad, fold
+    from ..triton_kernels import conv_dgrad, conv_fwd, conv_wgrad, im2col_col2im
     from ..triton_kernels.common import INTERPRET
 
     # The op signatures; triton_op infers its schema from these annotations.
@@ -94,7 +94,7 @@ if _TRITON_MISSING is None:
         padding: Sequence[int],
         stride: Sequence[int],
     ) -> torch.Tensor:
-        return fold.im2col(input, kernel_size, dilation, padding, stride)
+        return im2col_col2im.im2col(input, kernel_size, dilation, padding, stride)
 
     def col2im(
         input: torch.Tensor,
@@ -104,7 +104,7 @@ if _TRITON_MISSING is None:
         padding: Sequence[int],
         stride: Sequence[int],
     ) -> torch.Tensor:
-        return fold.col2im(input, output_size, kernel_size, dilation, padding, stride)
+        return im2col_col2im.col2im(input, output_size, kernel_size, dilation, padding, stride)
 
     _KERNELS = {
         "conv2d": conv2d,

@@ -14,17 +14,19 @@ Conventions (the functional layer in ``cifarconv.functional`` establishes them):
 
 NAMESPACE = "cifarconv"
 
-_PAIRS = "SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation, SymInt groups"
-_WINDOW = "SymInt[2] kernel_size, SymInt[2] dilation, SymInt[2] padding, SymInt[2] stride"
+# The arguments every conv op ends with (its window and group count), and those of im2col
+# and col2im (a window, in torch's unfold/fold order).
+_CONV_ARGS = "SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation, SymInt groups"
+_WINDOW_ARGS = "SymInt[2] kernel_size, SymInt[2] dilation, SymInt[2] padding, SymInt[2] stride"
 
 SCHEMAS: dict[str, str] = {
-    "conv2d": f"(Tensor input, Tensor weight, Tensor? bias, {_PAIRS}) -> Tensor",
-    "conv2d_grad_input": f"(Tensor grad_output, Tensor weight, SymInt[2] input_size, {_PAIRS}) -> Tensor",
+    "conv2d": f"(Tensor input, Tensor weight, Tensor? bias, {_CONV_ARGS}) -> Tensor",
+    "conv2d_grad_input": f"(Tensor grad_output, Tensor weight, SymInt[2] input_size, {_CONV_ARGS}) -> Tensor",
     "conv2d_grad_weight": (
-        f"(Tensor grad_output, Tensor input, SymInt[2] kernel_size, {_PAIRS}, bool bias) -> (Tensor, Tensor)"
+        f"(Tensor grad_output, Tensor input, SymInt[2] kernel_size, {_CONV_ARGS}, bool bias) -> (Tensor, Tensor)"
     ),
-    "im2col": f"(Tensor input, {_WINDOW}) -> Tensor",
-    "col2im": f"(Tensor input, SymInt[2] output_size, {_WINDOW}) -> Tensor",
+    "im2col": f"(Tensor input, {_WINDOW_ARGS}) -> Tensor",
+    "col2im": f"(Tensor input, SymInt[2] output_size, {_WINDOW_ARGS}) -> Tensor",
 }
 
 OP_NAMES = tuple(SCHEMAS)

@@ -140,13 +140,18 @@ def offset(v, INDEX64: tl.constexpr):
     return out
 
 
+def accumulator_dtype(dtype: torch.dtype) -> torch.dtype:
+    """What sums of ``dtype`` values run in: float64 for float64, float32 for every other dtype."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 @triton.jit
-def zeros_acc(BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, FP64: tl.constexpr):
-    """The accumulator tile: float64 for float64 operands, float32 for every other dtype."""
+def zeros_acc(SHAPE: tl.constexpr, FP64: tl.constexpr):
+    """A zero accumulator of shape ``SHAPE`` in the kernel's `accumulator_dtype`."""
     if FP64:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64)
+        acc = tl.zeros(SHAPE, dtype=tl.float64)
     else:
-        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        acc = tl.zeros(SHAPE, dtype=tl.float32)
     return acc
 
 

@@ -86,7 +86,7 @@ def conv2d_dgrad_kernel(
     w_cols = w_ptr + offset(g * KH * KW, INDEX64) * C_out_g * C_in_g + offs_n
     offs_k = tl.arange(0, BLOCK_K)
 
-    acc = zeros_acc(BLOCK_M, BLOCK_N, FP64)
+    acc = zeros_acc((BLOCK_M, BLOCK_N), FP64)
     k_blocks = tl.cdiv(C_out_g, BLOCK_K)
     for step in range(0, n_i * n_j * k_blocks):
         tap = step // k_blocks

@@ -74,7 +74,7 @@ def conv2d_fwd_kernel(
     w_cols = w_ptr + offset(g * K, INDEX64) * C_out_g + offs_n
     offs_k = tl.arange(0, BLOCK_K)
 
-    acc = zeros_acc(BLOCK_M, BLOCK_N, FP64)
+    acc = zeros_acc((BLOCK_M, BLOCK_N), FP64)
     if FOLD_TAPS:
         # Steps over k = (i*KW + j)*C_in_g + c itself: each column of a tile has its own tap.
         for k0 in range(0, K, BLOCK_K):

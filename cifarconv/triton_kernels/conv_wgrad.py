@@ -31,7 +31,7 @@ import triton.language as tl
 
 from ..args import conv2d_output_hw
 from ..ops import meta
-from .common import INTERPRET, check_rows, choose_tile, dot_args, index_args, launch, mma, offset, zeros_acc
+from .common import INTERPRET, accumulator_dtype, check_rows, choose_tile, dot_args, index_args, launch, mma, offset, zeros_acc
 
 FOLD_TAPS_BELOW = 16  # input channels per group below which a column tile spans several taps
 SMS = 132  # programs to aim for: the multiprocessors of an H100 / H200
@@ -99,7 +99,7 @@ def conv2d_wgrad_kernel(
     p_end = tl.minimum(p_start + per_split, P)
     offs_k = tl.arange(0, BLOCK_K)
 
-    acc = zeros_acc(BLOCK_M, BLOCK_N, FP64)
+    acc = zeros_acc((BLOCK_M, BLOCK_N), FP64)
     bias_acc = tl.zeros((BLOCK_M,), dtype=acc.dtype)
     for p0 in range(p_start, p_end, BLOCK_K):
         p = p0 + offs_k
@@ -152,7 +152,7 @@ def conv2d_grad_weight(dy, x, kernel_size, stride, padding, dilation, groups, bi
     tiles_n = triton.cdiv(k, tile.block_n) if fold else kh * kw * triton.cdiv(c_in_g, tile.block_n)
     tiles = triton.cdiv(c_out_g, tile.block_m) * tiles_n
     splits = splits or split_k(pixels, tiles * groups, tile.block_k)
-    acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    acc_dtype = accumulator_dtype(x.dtype)
     dw_partial = torch.empty((splits, c_out, k), dtype=acc_dtype, device=x.device)
     db_partial = torch.empty((splits, c_out if bias else 0), dtype=acc_dtype, device=x.device)
 

@@ -205,7 +205,7 @@ void col2im_cpu(const at::Tensor& cols, at::Tensor& image, const ColumnGeometry&
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cifarconv, CPU, m) {
-  register_conv_ops<im2col_cpu, col2im_cpu>(m);
+  register_conv_ops(m, c10::DeviceType::CPU, {im2col_cpu, col2im_cpu});
 }
 
 }  // namespace cifarconv

@@ -49,7 +49,7 @@ void col2im_cuda(const at::Tensor& cols, at::Tensor& image, const ColumnGeometry
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cifarconv, CUDA, m) {
-  register_conv_ops<im2col_cuda, col2im_cuda>(m);
+  register_conv_ops(m, c10::DeviceType::CUDA, {im2col_cuda, col2im_cuda});
 }
 
 }  // namespace cifarconv

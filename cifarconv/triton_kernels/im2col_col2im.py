@@ -9,8 +9,8 @@ and visits the kH*kW taps that can reach it (kernel size constexpr, so the taps 
 keeping those where (h + PH - i*DH) is a non-negative multiple of SH below SH*OH (same
 along w).  Every output is written once by its owner: no atomics, no zero-fill.
 
-Both kernels are 1-D: lane e of program pid handles flat element pid*BLOCK + e of their
-(contiguous) output, split into its indices with int64 div/mod.
+Both kernels are 1-D: lane e of program pid handles flat element offs = pid*BLOCK + e of
+their (contiguous) output, split into its indices with int64 div/mod.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import triton.language as tl
 
 from ..args import conv2d_output_hw
 from ..ops import meta
-from .common import launch
+from .common import launch, zeros_acc
 
 BLOCK = 1024
 
@@ -29,46 +29,44 @@ BLOCK = 1024
 @triton.jit
 def im2col_kernel(
     x_ptr, col_ptr, total, C, H, W, OH, OW,
-    sxn, sxc, sxh, sxw,
+    stride_xn, stride_xc, stride_xh, stride_xw,  # x (N, C, H, W): any layout
     KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
     PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
     BLOCK: tl.constexpr,
 ):  # fmt: skip
-    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    ok = e < total
-    # e = ((((n*C + c)*KH + i)*KW + j)*OH + oh)*OW + ow
-    ow = e % OW
-    oh = (e // OW) % OH
-    j = (e // (OW * OH)) % KW
-    i = (e // (OW * OH * KW)) % KH
-    nc = e // (OW * OH * KW * KH)  # n*C + c
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < total
+    # offs = ((((n*C + c)*KH + i)*KW + j)*OH + oh)*OW + ow
+    ow = offs % OW
+    oh = (offs // OW) % OH
+    j = (offs // (OW * OH)) % KW
+    i = (offs // (OW * OH * KW)) % KH
+    nc = offs // (OW * OH * KW * KH)  # n*C + c
     ih = oh * SH - PH + i * DH
     iw = ow * SW - PW + j * DW
     inside = ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-    v = tl.load(x_ptr + (nc // C) * sxn + (nc % C) * sxc + ih * sxh + iw * sxw, mask=inside, other=0.0)
-    tl.store(col_ptr + e, v, mask=ok)
+    v = tl.load(x_ptr + (nc // C) * stride_xn + (nc % C) * stride_xc + ih * stride_xh + iw * stride_xw,
+                mask=inside, other=0.0)
+    tl.store(col_ptr + offs, v, mask=ok)
 
 
 @triton.jit
 def col2im_kernel(
     col_ptr, x_ptr, total, C, H, W, OH, OW,
-    scn, scr, scl,  # strides of cols (N, C*kH*kW, L)
+    stride_cn, stride_ck, stride_cl,  # cols (N, C*kH*kW, L)
     KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
     PH: tl.constexpr, PW: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
     FP64: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    ok = e < total
-    # e = ((n*C + c)*H + h)*W + w
-    w = e % W
-    h = (e // W) % H
-    c = (e // (W * H)) % C
-    n = e // (W * H * C)
-    if FP64:
-        acc = tl.zeros((BLOCK,), dtype=tl.float64)
-    else:
-        acc = tl.zeros((BLOCK,), dtype=tl.float32)
-    col_base = col_ptr + n * scn
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    ok = offs < total
+    # offs = ((n*C + c)*H + h)*W + w
+    w = offs % W
+    h = (offs // W) % H
+    c = (offs // (W * H)) % C
+    n = offs // (W * H * C)
+    acc = zeros_acc((BLOCK,), FP64)
+    col_base = col_ptr + n * stride_cn
     for i in tl.static_range(KH):
         num_h = h + PH - i * DH  # = oh*SH for the output row oh whose tap i lands on h
         oh = num_h // SH
@@ -78,9 +76,9 @@ def col2im_kernel(
             ow = num_w // SW
             tap_ok = ok_h & (num_w >= 0) & (num_w % SW == 0) & (ow < OW)
             row = c * (KH * KW) + (i * KW + j)  # column-matrix row (c, i, j), int64 like c
-            v = tl.load(col_base + row * scr + (oh * OW + ow) * scl, mask=tap_ok, other=0.0)
+            v = tl.load(col_base + row * stride_ck + (oh * OW + ow) * stride_cl, mask=tap_ok, other=0.0)
             acc += v.to(acc.dtype)
-    tl.store(x_ptr + e, acc.to(x_ptr.dtype.element_ty), mask=ok)
+    tl.store(x_ptr + offs, acc.to(x_ptr.dtype.element_ty), mask=ok)
 
 
 def _window(kernel_size, dilation, padding, stride) -> dict:
