@@ -18,24 +18,26 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <optional>
 
 namespace cifarconv {
 
-// The workspace, in bytes, that chunks are sized to: CIFARCONV_WORKSPACE_MB, else the
-// device's default.  CPU: small, so that a chunk's columns stay in its thread's L2 cache;
-// GPU: large GEMMs, bounded memory (the CPU figures behind the default are in the README).
-inline double workspace_bytes(const at::Device& device, bool* user_set) {
-  *user_set = false;
-  double megabytes = device.is_cpu() ? 1.0 : 256.0;
-  if (const char* env = std::getenv("CIFARCONV_WORKSPACE_MB")) {
-    char* end = nullptr;
-    errno = 0;
-    megabytes = std::strtod(env, &end);
-    TORCH_CHECK(end != env && *end == '\0' && errno == 0 && megabytes >= 0, "CIFARCONV_WORKSPACE_MB must be a ",
-                "non-negative number of megabytes, got '", env, "'");
-    *user_set = true;
-  }
+// CIFARCONV_WORKSPACE_MB in bytes, when it is set: the workspace chunks are sized to.
+inline std::optional<double> user_workspace_bytes() {
+  const char* env = std::getenv("CIFARCONV_WORKSPACE_MB");
+  if (env == nullptr) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const double megabytes = std::strtod(env, &end);
+  TORCH_CHECK(end != env && *end == '\0' && errno == 0 && megabytes >= 0, "CIFARCONV_WORKSPACE_MB must be a ",
+              "non-negative number of megabytes, got '", env, "'");
   return megabytes * 1048576.0;
+}
+
+// The default workspace.  CPU: small, so that a chunk's columns stay in its thread's L2
+// cache; GPU: large GEMMs, bounded memory (the CPU figures behind it are in the README).
+inline double default_workspace_bytes(const at::Device& device) {
+  return (device.is_cpu() ? 1.0 : 256.0) * 1048576.0;
 }
 
 struct ChunkSchedule {
@@ -93,9 +95,10 @@ struct ChunkSchedule {
   // As many images as fit the workspace, at least one, and on CPU by default (no
   // CIFARCONV_WORKSPACE_MB) at least kWideGemmPixels output pixels for a wide GEMM.
   static int64_t fitting_images(int64_t n, int64_t bytes_per_image, int64_t L, const at::Device& device, bool wide) {
-    bool user_set = false;
-    const double images = workspace_bytes(device, &user_set) / static_cast<double>(std::max<int64_t>(bytes_per_image, 1));
-    const int64_t min_pixels = wide && device.is_cpu() && !user_set ? kWideGemmPixels : 1;
+    const std::optional<double> user_bytes = user_workspace_bytes();
+    const double images = user_bytes.value_or(default_workspace_bytes(device)) /
+                          static_cast<double>(std::max<int64_t>(bytes_per_image, 1));
+    const int64_t min_pixels = wide && device.is_cpu() && !user_bytes ? kWideGemmPixels : 1;
     const int64_t min_images = (min_pixels + L - 1) / std::max<int64_t>(L, 1);
     const int64_t fit = static_cast<int64_t>(std::min(images, 1e15));
     return std::clamp<int64_t>(std::max(fit, min_images), 1, std::max<int64_t>(n, 1));
