@@ -19,6 +19,7 @@ from cifarconv.perf import timing
 if TYPE_CHECKING:
     from conv_bench import Settings
 
+
 @dataclass(frozen=True)
 class Checked:
     """What `check_and_time` found, by key; a key in ``error`` has no ``ms`` or ``peak_memory_bytes``."""
