@@ -50,10 +50,11 @@ def test_opcheck(op, conv, channels_last, bias, backend, device):
 @pytest.fixture
 def nan_filled_empties():
     """torch.empty fills its memory with NaN while this is on, so memory no kernel wrote shows."""
-    saved = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)  # with torch.utils.deterministic.fill_uninitialized_memory
+    saved = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    # with torch.utils.deterministic.fill_uninitialized_memory; warn_only: no op is refused for it
+    torch.use_deterministic_algorithms(True, warn_only=True)
     yield
-    torch.use_deterministic_algorithms(saved)
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
 
 
 @pytest.mark.parametrize("c_in, c_out", [(0, 3), (4, 0)], ids=["no-input-channels", "no-output-channels"])
