@@ -2,7 +2,7 @@
 
 On a GPU these decide between the right answer and a wrong one, an illegal address or a
 launch error, and the rest of the suite (the interpreter, on small tensors) cannot see
-them.  So the launches are recorded (`common.launch` calls ``wrap_triton``) and checked:
+them.  So the launches are recorded (`common.launch` calls `common.launcher`) and checked:
 
 * the offset width: int64 when a tensor's offsets reach 2**31, however few elements it
   has (and one such view run for real in the interpreter, in a subprocess);
@@ -46,12 +46,12 @@ def recorded_launches(current_device=lambda: None):
 
             return run
 
-    saved = common.wrap_triton
-    common.wrap_triton = Recorder
+    saved = common.launcher
+    common.launcher = Recorder
     try:
         yield launches
     finally:
-        common.wrap_triton = saved
+        common.launcher = saved
 
 
 def meta(*shape, dtype=torch.bfloat16):
@@ -88,44 +88,47 @@ def test_a_channel_slice_of_a_large_batch_launches_with_64_bit_offsets():
 
 FAR_VIEW_SCRIPT = textwrap.dedent(
     """
+    import sys
+
     import torch
     import torch.nn.functional as F
     from cifarconv.triton_kernels import conv_dgrad, conv_fwd, conv_wgrad
 
+    device = sys.argv[1]
     g = torch.Generator().manual_seed(0)
-    # 4 GiB of address space; only the pages the view uses are written.
-    base = torch.empty(2**31 + 32, dtype=torch.float16)
+    # 4 GiB of address space; on the CPU only the pages the views use are written.
+    base = torch.empty(2**31 + 32, dtype=torch.float16, device=device)
     far = base.as_strided((3, 1, 4, 4), (2**30, 16, 4, 1))  # 48 elements, offsets up to 2**31 + 15
     far.copy_(torch.randn(3, 1, 4, 4, generator=g))
-    w = torch.randn(2, 1, 3, 3, generator=g).half()
+    dy = base.as_strided((3, 2, 4, 4), (2**30, 1, 4, 1))  # reaches as far, its 2 channels overlapping
+    w = torch.randn(2, 1, 3, 3, generator=g).half().to(device)
     conv = ((1, 1), (1, 1), (1, 1), 1)
-    x64, w64 = far.double(), w.double()
+    x64, w64, dy64 = (t.double().cpu().requires_grad_() for t in (far, w, dy))
+    y_want = F.conv2d(x64, w64, None, *conv)
+    dx_want, dw_want = torch.autograd.grad(y_want, (x64, w64), dy64)
 
     def check(got, want, what):
-        err = (got.double() - want).abs().max().item()
+        err = (got.double().cpu() - want).abs().max().item()
         assert err <= 4e-3 * want.abs().max().item(), (what, err)
 
-    check(conv_fwd.conv2d(far, w, None, *conv), F.conv2d(x64, w64, None, *conv), "forward")
-    dy = far.as_strided((3, 2, 4, 4), (2**30, 1, 4, 1))  # reaches as far, 2 channels overlapping
-    dy64 = dy.double()
-    x64.requires_grad_()
-    w64.requires_grad_()
-    dx_want, dw_want = torch.autograd.grad(F.conv2d(x64, w64, None, *conv), (x64, w64), dy64)
+    check(conv_fwd.conv2d(far, w, None, *conv), y_want, "forward")
     check(conv_dgrad.conv2d_grad_input(dy, w, (4, 4), *conv), dx_want, "grad input")
-    dw, _ = conv_wgrad.conv2d_grad_weight(dy, far, (3, 3), *conv, False)
-    check(dw, dw_want, "grad weight")
+    check(conv_wgrad.conv2d_grad_weight(dy, far, (3, 3), *conv, False)[0], dw_want, "grad weight")
     print("ok")
     """
 )
 
 
-def test_a_view_reaching_past_2_31_gives_torch_s_values_in_the_interpreter():
-    """The interpreter runs the kernels on a 48-element view whose offsets reach 2**31 + 15.
-    With 32-bit offsets they wrap and read before the buffer: a crash, here in a subprocess
-    (about 4 GB of memory, which the interpreter copies back once per launch)."""
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run([sys.executable, "-c", FAR_VIEW_SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=600)
+def test_a_view_reaching_past_2_31_gives_torch_s_values(triton_device):
+    """The kernels run on a 48-element view whose offsets reach 2**31 + 15 (in the
+    interpreter on CPU, compiled on a GPU).  With 32-bit offsets they wrap and read before
+    the buffer: a crash, here in a subprocess (on the CPU about 4 GB of memory, which the
+    interpreter copies back once per launch)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    if triton_device == "cpu":
+        env["TRITON_INTERPRET"] = "1"
+    done = subprocess.run([sys.executable, "-c", FAR_VIEW_SCRIPT, triton_device], env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), (done.returncode, done.stderr[-3000:])
 
 
@@ -171,7 +174,7 @@ def backend_launches(device="meta"):
         def __getitem__(self, grid):
             return lambda *args, **kwargs: kernels.setdefault(self.kernel.__name__, (self.kernel, grid, args, kwargs))
 
-    saved, common.wrap_triton = common.wrap_triton, Keep
+    saved, common.launcher = common.launcher, Keep
     try:
         conv_fwd.conv2d(x, w, torch.empty(6, device=device), *conv)
         conv_dgrad.conv2d_grad_input(dy, w, (9, 8), *conv)
@@ -179,7 +182,7 @@ def backend_launches(device="meta"):
         cols = im2col_col2im.im2col(x, *window)
         im2col_col2im.col2im(cols, (9, 8), *window)
     finally:
-        common.wrap_triton = saved
+        common.launcher = saved
     return list(kernels.values())
 
 

@@ -163,10 +163,17 @@ def grid_1d(tiles: int, sets: int) -> tuple[int]:
     return (programs,)
 
 
+def launcher(kernel):
+    """What launches ``kernel``: ``wrap_triton(kernel)`` on a GPU, so that inside a
+    ``triton_op`` torch.compile traces into the kernel instead of treating it as a black
+    box.  Under the interpreter the ops are opaque ``custom_op``s (`cifarconv.backends.triton`),
+    and torch before 2.13 refuses to wrap an interpreted kernel: it launches as it is."""
+    return kernel if INTERPRET else wrap_triton(kernel)
+
+
 def launch(kernel, grid, args: tuple, kwargs: dict) -> None:
-    """Every launch of the backend goes through here, via ``wrap_triton``: inside a
-    ``triton_op`` torch.compile then traces into the kernel instead of treating it as a
-    black box (and `make triton-check` records the launches here to compile them).
+    """Every launch of the backend goes through here (`make triton-check` and the tests
+    record the launches here, by replacing `launcher`).
 
     Triton launches on the current device and that device's current stream, so the launch
     runs with its tensors' device made current: it then runs on the stream torch orders the
@@ -177,7 +184,7 @@ def launch(kernel, grid, args: tuple, kwargs: dict) -> None:
         raise ValueError(f"triton backend: a kernel's tensors must be on one device, got {sorted(map(str, devices))}")
     (device,) = devices
     with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-        wrap_triton(kernel)[grid](*args, **kwargs)
+        launcher(kernel)[grid](*args, **kwargs)
 
 
 @triton.jit
