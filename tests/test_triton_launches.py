@@ -187,11 +187,12 @@ def backend_launches(device="meta"):
 
 
 def test_each_launch_runs_on_its_tensors_device(monkeypatch):
-    """Tensors on cuda:1 while cuda:0 is current: each of the backend's launches must find
-    cuda:1 current, the device whose current stream Triton then takes.  No GPU: CUDA's
-    device switch (what `torch.cuda.device` calls) is simulated and recorded, and each
-    launch's tensors are replaced by fake tensors of the same sizes and strides on cuda:1."""
-    current = [0]
+    """Tensors on cuda:0 while cuda:1 is current: each of the backend's launches must find
+    cuda:0 current, the device whose current stream Triton then takes.  No GPU needed:
+    CUDA's device switch (what `torch.cuda.device` calls) is simulated and recorded, and
+    each launch's tensors are replaced by fake tensors of the same sizes and strides on
+    cuda:0 (a device every CUDA machine has)."""
+    current = [1]
 
     def exchange(index):
         previous = current[0]
@@ -205,17 +206,17 @@ def test_each_launch_runs_on_its_tensors_device(monkeypatch):
     assert len(launches) == 5
     with FakeTensorMode(), recorded_launches(lambda: current[0]) as recorded:
         for kernel, grid, args, kwargs in launches:
-            on_gpu = [torch.empty_strided(a.shape, a.stride(), dtype=a.dtype, device="cuda:1")
+            on_gpu = [torch.empty_strided(a.shape, a.stride(), dtype=a.dtype, device="cuda:0")
                       if isinstance(a, torch.Tensor) else a for a in args]
             common.launch(kernel, grid, tuple(on_gpu), kwargs)
-    assert [device for *_, device in recorded] == [1] * 5
-    assert current[0] == 0  # restored after each launch
+    assert [device for *_, device in recorded] == [0] * 5
+    assert current[0] == 1  # restored after each launch
 
 
 def test_a_launch_with_tensors_on_two_devices_is_refused():
     (kernel, grid, args, kwargs), *_ = backend_launches()
     with FakeTensorMode():
-        mixed = [torch.empty(1, device=f"cuda:{i % 2}") if isinstance(a, torch.Tensor) else a
+        mixed = [torch.empty(1, device="cuda:0" if i % 2 else "cpu") if isinstance(a, torch.Tensor) else a
                  for i, a in enumerate(args)]
         with pytest.raises(ValueError, match="must be on one device"):
             common.launch(kernel, grid, tuple(mixed), kwargs)
