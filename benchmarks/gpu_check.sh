@@ -2,11 +2,13 @@
 # `make gpu-check`: what anyone with a GPU runs, in about 10 minutes on an H100.
 #
 #   1. build the extension for this machine's GPU;
-#   2. the whole test suite on cuda (every backend required), in parallel when pytest-xdist is there;
-#   3. benchmarks/conv_bench.py: ResNet-18's layers, bf16 channels_last, then fp32 (TF32 as cuDNN);
-#   4. a short side-by-side training (CIFAR-10 from $CIFARCONV_DATA, default ./data);
+#   2. the extension's bad-argument calls, each in its own process, with the libraries its C++
+#      standard-library symbols bind to, and a backtrace of any crash (benchmarks/bad_calls.py);
+#   3. the whole test suite on cuda (every backend required), in parallel when pytest-xdist is there;
+#   4. benchmarks/conv_bench.py: ResNet-18's layers, bf16 channels_last, then fp32 (TF32 as cuDNN);
+#   5. a short side-by-side training (CIFAR-10 from $CIFARCONV_DATA, default ./data);
 #
-# and writes benchmarks/results/<device>-{tests,bf16-cl,fp32,train}.json.  Each step has its own
+# and writes benchmarks/results/<device>-{bad-calls,tests,bf16-cl,fp32,train}.json.  Each step has its own
 # time limit; a failed step fails the check, after the later steps have run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,8 @@ step() {  # step NAME SECONDS COMMAND...: run one step with a time limit, record
 
 step build 240 env TORCH_CUDA_ARCH_LIST="$arch" MAX_JOBS=8 \
   $PYTHON -m pip install --quiet --no-build-isolation --no-deps -e .
+
+step bad-calls 180 $PYTHON benchmarks/bad_calls.py --device cuda --out "$RESULTS/$device-bad-calls.json"
 
 parallel=()
 $PYTHON -c 'import xdist' 2>/dev/null && parallel=(-n 8)

@@ -122,13 +122,13 @@ def recorded_launches():
         def __getitem__(self, grid):
             return lambda *args, **kwargs: launches.append((self.kernel, args, kwargs))
 
-    saved = common.wrap_triton, common.uses_tf32
-    common.wrap_triton = Recorder
+    saved = common.launcher, common.uses_tf32
+    common.launcher = Recorder
     common.uses_tf32 = lambda t: t.dtype == torch.float32 and conv_allows_tf32()
     try:
         yield launches
     finally:
-        common.wrap_triton, common.uses_tf32 = saved
+        common.launcher, common.uses_tf32 = saved
 
 
 def host_calls(geometry, dtype):

@@ -100,6 +100,8 @@ def conv2d_args(
 
     c_out, c_in_per_group, kh, kw = weight.shape
     c_in = input.shape[-3]
+    if c_out == 0:  # as torch: a conv with no output channels is an error (one with no input channels is not)
+        raise ValueError(f"conv2d: the weight has no output channels (shape {tuple(weight.shape)})")
     if c_in % groups != 0:
         raise ValueError(f"conv2d: groups={groups} does not divide the input's {c_in} channels")
     if c_out % groups != 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .args import IntOrPair, check_blocks, check_floating, conv2d_args, fold_args, pair
+from .args import IntOrPair, check_blocks, check_floating, conv2d_args, conv2d_output_hw, fold_args, pair
 from .registry import resolve
 
 
@@ -43,8 +43,33 @@ def conv2d(
     x = input.unsqueeze(0) if conv.unbatched else input
     if conv.extra_padding != (0, 0):  # padding="same" with an even dilated kernel: one more at bottom/right
         x = F.pad(x, (0, conv.extra_padding[1], 0, conv.extra_padding[0]))
-    y = resolve(backend, x.device).conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+    ops = resolve(backend, x.device)
+    if x.shape[1] == 0:
+        y = _NoInputChannels.apply(x, weight, bias, conv2d_output_hw(x.shape[-2:], weight.shape[-2:], conv.stride,
+                                                                    conv.padding, conv.dilation))
+    else:
+        y = ops.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
     return y.squeeze(0) if conv.unbatched else y
+
+
+class _NoInputChannels(torch.autograd.Function):
+    """conv2d of an input with no channels, as torch computes it: an empty (N, 0, OH, OW)
+    output that uses neither weight nor bias, so their gradients are zeros."""
+
+    @staticmethod
+    def forward(x, weight, bias, output_hw):
+        return x.new_empty((x.shape[0], 0, *output_hw))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, bias, _ = inputs
+        ctx.save_for_backward(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bias = ctx.saved_tensors
+        grad_bias = None if bias is None else bias.new_zeros(bias.shape)
+        return x.new_zeros(x.shape), weight.new_zeros(weight.shape), grad_bias, None
 
 
 def unfold(

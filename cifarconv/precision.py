@@ -12,6 +12,10 @@ read that same switch at every call, so one setting controls them all:
 
 On CPU, float32 is computed in float32 by every backend.  float64 never uses TF32, and
 float16 / bfloat16 multiply at their own precision with float32 accumulation.
+
+Under ``torch.compile`` the ``triton`` kernels hold the choice as a compile-time constant,
+and torch.compile does not watch the conv switch: a compiled model keeps the precision it
+was compiled with until it is recompiled (docs/precision.md).
 """
 
 from __future__ import annotations

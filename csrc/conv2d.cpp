@@ -224,7 +224,10 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const std::optional<Ten
   const int64_t L = oh * ow, M = c_out / G, K = c_in / G * kernel[0] * kernel[1];
 
   Tensor out = at::empty({n, c_out, oh, ow}, input.options().memory_format(activation_format(input)));
-  if (n == 0) return out;
+  if (out.numel() == 0) return out;
+  if (K == 0) {  // no input channels: nothing to sum, y is the bias
+    return has_bias ? out.copy_(bias->view({1, c_out, 1, 1}).expand_as(out)) : out.zero_();
+  }
 
   if (G == 1 && is_pointwise(kernel, stride, padding)) {
     const Tensor w = weight.reshape({c_out, c_in});
@@ -299,7 +302,8 @@ Tensor conv2d_grad_input(const Tensor& grad_output, const Tensor& weight, IntArr
   const int64_t L = oh * ow, M = c_out / G, K = c_in / G * kernel[0] * kernel[1];
 
   Tensor dx = at::empty({n, c_in, input_size[0], input_size[1]}, dy.options().memory_format(activation_format(dy)));
-  if (n == 0) return dx;
+  if (dx.numel() == 0) return dx;
+  if (M == 0) return dx.zero_();  // no output channels: nothing reaches dx
 
   if (G == 1 && is_pointwise(kernel, stride, padding)) {
     const Tensor w = weight.reshape({c_out, c_in});
@@ -372,7 +376,7 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const Tensor& grad_output, const T
   const auto accumulate = [&](Tensor& dw_g, const Tensor& a, const Tensor& b) {
     acc_type == input.scalar_type() ? dw_g.addmm_(a, b) : dw_g.add_(at::mm(a, b));
   };
-  if (n == 0) return {at::zeros(weight_size, input.options()), grad_bias};
+  if (n == 0 || K == 0 || M == 0) return {at::zeros(weight_size, input.options()), grad_bias};
 
   if (G == 1 && is_pointwise(kernel, stride, padding) && is_nhwc(input) && is_nhwc(dy)) {
     // dW (C_out x C_in) = dy^T (C_out x nL) @ x (nL x C_in)

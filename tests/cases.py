@@ -55,6 +55,8 @@ CASES = [
     Case("batch-1", n=1, kwargs=dict(padding=1)),
     Case("empty-batch", n=0, kwargs=dict(padding=1)),
     Case("one-channel", c_in=1, c_out=1, kwargs=dict(padding=1)),
+    # torch gives an empty (N, 0, OH, OW) output that uses neither weight nor bias
+    Case("no-input-channels", c_in=0, kwargs=dict(padding=1)),
 ]
 
 

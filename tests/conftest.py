@@ -38,6 +38,19 @@ def interpreted(backend, device) -> bool:
     return (backend, device) in INTERPRETED
 
 
+@pytest.fixture
+def triton_device(device):
+    """``device``, for a test of the triton kernels themselves: as for the (backend, device)
+    pairs, CPU tensors are not triton's in a GPU run (it runs compiled, on cuda only), and an
+    unavailable triton fails where it is required."""
+    if ("triton", device) in INTERPRETED and os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("a GPU run: triton runs its kernels compiled, on cuda only")
+    reason = unavailable_reason("triton", device)
+    if reason is not None:
+        (pytest.fail if "triton" in REQUIRED else pytest.skip)(f"triton on {device}: {reason}")
+    return device
+
+
 def backend_device_pairs(names=None):
     pairs = []
     for name in OWN_BACKENDS if names is None else [n for n in OWN_BACKENDS if n in names]:

@@ -169,3 +169,26 @@ def test_wrong_kernel_fails_the_run(wrong_custom, capsys):
     captured = capsys.readouterr()
     assert "ERROR: differs from torch" in captured.out
     assert "custom shape 8->8 k3 s1 8x8 fwd" in captured.err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_DEBUG and /proc are Linux's")
+def test_bad_calls_report_on_cpu(tmp_path):
+    """`make gpu-check`'s first check (benchmarks/bad_calls.py), run on the CPU build for one
+    call: it raises cleanly, and the report names where the extension's std::ostream
+    integer formatting (what the crashing messages had in common) was bound."""
+    from cifarconv.registry import unavailable_reason
+    from conftest import REQUIRED
+
+    reason = unavailable_reason("cpp", "cpu")
+    if reason is not None:
+        (pytest.fail if "cpp" in REQUIRED else pytest.skip)(f"the extension is not built: {reason}")
+    out = tmp_path / "bad-calls.json"
+    proc = run_script("bad_calls.py", "--device", "cpu", "--only", "channels", "--out", str(out), cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(out.read_text())
+    assert [c["id"].split("::")[-1] for c in report["calls"]] == ["test_ops_reject_bad_arguments[cpp-cpu-channels]"]
+    assert report["calls"][0]["rc"] == 0 and report["crashes"] == []
+    bound = {name: v["library"] for name, v in report["bindings"]["extension"].items()}
+    insert_long = [lib for name, lib in bound.items() if "_M_insert<long>" in name or "_M_insertIlE" in name]
+    assert insert_long and "libstdc++" in insert_long[0]
+    assert report["abi"]["torch"] == torch.__version__ and report["abi"]["libstdcxx"]

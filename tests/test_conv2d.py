@@ -23,7 +23,7 @@ def relayout(x: torch.Tensor, w: torch.Tensor, layout: str):
         xs.copy_(x)
         ws = w.transpose(2, 3).contiguous().transpose(2, 3)
         assert x.numel() == 0 or not xs.is_contiguous()
-        assert w.shape[2] == 1 or w.shape[3] == 1 or not ws.is_contiguous()
+        assert w.numel() == 0 or w.shape[2] == 1 or w.shape[3] == 1 or not ws.is_contiguous()
         return xs, ws
     if layout == "unbatched":
         return x[0], w

@@ -31,6 +31,7 @@ w = torch.randn(6, 4, 3, 3)
         (lambda b: cifarconv.conv2d(x[0, 0], w, backend=b), ValueError, "3-D .* or 4-D"),
         (lambda b: cifarconv.conv2d(x[None], w, backend=b), ValueError, "got 5-D"),
         (lambda b: cifarconv.conv2d(x, w[0], backend=b), ValueError, "4-D weight"),
+        (lambda b: cifarconv.conv2d(x, w[:0], backend=b), ValueError, "no output channels"),
         (lambda b: cifarconv.conv2d(x, w, torch.randn(5), backend=b), ValueError, "bias must be a 1-D tensor of 6"),
         (lambda b: cifarconv.conv2d(x, w.double(), backend=b), TypeError, "dtype torch.float32 and weight dtype"),
         (lambda b: cifarconv.conv2d(x, w, torch.randn(6).double(), backend=b), TypeError, "bias dtype"),

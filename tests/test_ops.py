@@ -47,6 +47,36 @@ def test_opcheck(op, conv, channels_last, bias, backend, device):
     torch.library.opcheck(getattr(family, op), args)
 
 
+@pytest.fixture
+def nan_filled_empties():
+    """torch.empty fills its memory with NaN while this is on, so memory no kernel wrote shows."""
+    saved = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    # with torch.utils.deterministic.fill_uninitialized_memory; warn_only: no op is refused for it
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+
+
+@pytest.mark.parametrize("c_in, c_out", [(0, 3), (4, 0)], ids=["no-input-channels", "no-output-channels"])
+def test_ops_with_zero_channels(c_in, c_out, backend, device, nan_filled_empties):
+    """Called directly, each op computes a convolution with no input or no output channels as
+    the sum over nothing it is: y is the bias, dx zeros, dw empty, db dy's sum over pixels.
+    (cifarconv.conv2d itself gives torch's result, checked with the other cases.)"""
+    family = resolve(backend, torch.device(device))
+    conv = ((1, 1), (1, 1), (1, 1), 1)
+    x = torch.randn(2, c_in, 5, 4, device=device, dtype=torch.float64)
+    w = torch.randn(c_out, c_in, 3, 3, device=device, dtype=torch.float64)
+    b = torch.randn(c_out, device=device, dtype=torch.float64)
+    dy = torch.randn(2, c_out, 5, 4, device=device, dtype=torch.float64)
+    torch.testing.assert_close(family.conv2d(x, w, b, *conv), b.view(1, -1, 1, 1).expand(2, c_out, 5, 4))
+    torch.testing.assert_close(family.conv2d(x, w, None, *conv), x.new_zeros(2, c_out, 5, 4))
+    torch.testing.assert_close(family.conv2d_grad_input(dy, w, (5, 4), *conv), x.new_zeros(2, c_in, 5, 4))
+    dw, db = family.conv2d_grad_weight(dy, x, (3, 3), *conv, True)
+    assert dw.shape == w.shape
+    torch.testing.assert_close(dw, torch.zeros_like(w))
+    torch.testing.assert_close(db, dy.sum((0, 2, 3)))
+
+
 class Net(nn.Module):
     def __init__(self, backend):
         super().__init__()

@@ -70,3 +70,30 @@ def test_triton_kernels_get_the_conv_precision(mode, fake_cuda):
         assert dot_args(fake_cuda())["PRECISION"] == mode
         assert dot_args(fake_cuda(torch.bfloat16))["PRECISION"] == "ieee"  # unused by 16-bit dots
         assert dot_args(torch.empty(2))["PRECISION"] == "ieee"
+
+
+def test_torch_compile_does_not_watch_the_conv_switch():
+    """Why docs/precision.md says a compiled model keeps the precision it was compiled with:
+    the triton backend's kernels take the switch as a compile-time constant, and
+    torch.compile's guards cover cuBLAS's matmul setting but not the conv switch, so a
+    change of the conv switch alone does not recompile.  Should a torch release start
+    guarding it, this fails, and the docs' advice to reset and recompile can go."""
+    from pathlib import Path
+
+    from torch._dynamo.testing import CompileCounter
+
+    conv = torch.backends.cudnn.conv
+    saved = conv.fp32_precision
+    counter = CompileCounter()
+    f = torch.compile(lambda t: t + 1, backend=counter, fullgraph=True)
+    try:
+        conv.fp32_precision = "tf32"
+        f(torch.zeros(2))
+        conv.fp32_precision = "ieee"
+        f(torch.zeros(2))
+    finally:
+        conv.fp32_precision = saved
+        torch.compiler.reset()
+    assert counter.frame_count == 1
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "precision.md").read_text()
+    assert "keeps the precision it was compiled with" in docs and "torch.compiler.reset()" in docs

@@ -27,8 +27,6 @@ import torch
 import torch.nn.functional as F
 
 import fp32
-from cifarconv.registry import unavailable_reason
-from conftest import REQUIRED
 
 pytest.importorskip("triton")
 from cifarconv.triton_kernels import common, conv_dgrad, conv_fwd, conv_wgrad  # noqa: E402
@@ -63,14 +61,6 @@ def resnet18_tiles() -> set:
                 common.choose_tile(c_out, c_in * taps if c_in < 16 else c_in, pixels, dtype),
             }
     return picked
-
-
-@pytest.fixture
-def triton_device(device):
-    reason = unavailable_reason("triton", device)
-    if reason is not None:
-        (pytest.fail if "triton" in REQUIRED else pytest.skip)(f"triton on {device}: {reason}")
-    return device
 
 
 def runs(kind, tile, device):

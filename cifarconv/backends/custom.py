@@ -76,11 +76,17 @@ def group_rows(t, groups):
     return t.transpose(0, 1).reshape(groups, c // groups, n * h * w)
 
 
+def group_weight(weight, groups):
+    """(C_out, C_in/g, kH, kW) -> (g, M, K): one GEMM operand per group, rows (co), columns (c, i, j)."""
+    c_out, c_in_g, kh, kw = weight.shape
+    return weight.reshape(groups, c_out // groups, c_in_g * kh * kw)
+
+
 def conv2d(input, weight, bias, stride, padding, dilation, groups):
     c_out = weight.shape[0]
     cols = group_columns(input, weight.shape[-2:], stride, padding, dilation, groups)
     with conv_matmul_precision(input):  # fp32 on CUDA: TF32 exactly when torch's conv would
-        y = torch.matmul(weight.reshape(groups, c_out // groups, -1), cols)  # (g, M, P)
+        y = torch.matmul(group_weight(weight, groups), cols)  # (g, M, P)
     if bias is not None:
         y = y + bias.view(groups, c_out // groups, 1)
     oh, ow = conv2d_output_hw(input.shape[-2:], weight.shape[-2:], stride, padding, dilation)
@@ -91,9 +97,8 @@ def conv2d(input, weight, bias, stride, padding, dilation, groups):
 def conv2d_grad_input(grad_output, weight, input_size, stride, padding, dilation, groups):
     c_out, c_in_g, kh, kw = weight.shape
     n, _, oh, ow = grad_output.shape
-    w = weight.reshape(groups, c_out // groups, -1)
     with conv_matmul_precision(grad_output):
-        dcols = torch.matmul(w.transpose(1, 2), group_rows(grad_output, groups))  # (g, K, P)
+        dcols = torch.matmul(group_weight(weight, groups).transpose(1, 2), group_rows(grad_output, groups))  # (g, K, P)
     win = dcols.view(groups * c_in_g, kh, kw, n, oh, ow).permute(3, 0, 1, 2, 4, 5)
     dx = add_windows(win, input_size, (kh, kw), dilation, padding, stride)
     return empty(dx.shape, dx, activation_format(grad_output)).copy_(dx)
@@ -104,7 +109,7 @@ def conv2d_grad_weight(grad_output, input, kernel_size, stride, padding, dilatio
     dy = group_rows(grad_output, groups)  # (g, M, P)
     cols = group_columns(input, kernel_size, stride, padding, dilation, groups)  # (g, K, P)
     with conv_matmul_precision(input):
-        grad_weight = torch.matmul(dy, cols.transpose(1, 2)).reshape(c_out, -1, *kernel_size)
+        grad_weight = torch.matmul(dy, cols.transpose(1, 2)).reshape(c_out, input.shape[1] // groups, *kernel_size)
     grad_bias = dy.sum(2).reshape(c_out) if bias else dy.new_empty(0)
     return grad_weight, grad_bias
 

@@ -8,8 +8,9 @@ math explained).  This module only registers them as the op family ``cifarconv::
   allocates outputs with the shared fake kernels of `cifarconv.ops.meta`, so both agree;
 * under Triton's interpreter (``TRITON_INTERPRET=1``, how CPU tensors run it, for tests)
   through ``torch.library.custom_op`` with the shared fake kernels: an interpreted kernel
-  cannot be traced (torch's ``wrap_triton`` hands it back unwrapped, and it would run on
-  fake tensors), so there the op is opaque to torch.compile instead.
+  cannot be traced (torch's ``wrap_triton`` hands it back unwrapped, or before torch 2.13
+  refuses it, and it would run on fake tensors), so there the op is opaque to
+  torch.compile instead and launches its kernels directly (`common.launcher`).
 
 ``import triton`` below is the top-level package: imports are absolute, so this module's
 own name shadows nothing.  Without triton installed this module still imports, and
@@ -18,6 +19,7 @@ own name shadows nothing.  Without triton installed this module still imports, a
 
 from typing import Optional, Sequence
 
+import numpy
 import torch
 
 try:
@@ -40,9 +42,23 @@ def unavailable_reason(device: torch.device) -> Optional[str]:
             "on CPU tensors Triton runs only in its interpreter, for tests: "
             "set TRITON_INTERPRET=1 in the environment before importing cifarconv"
         )
+    if device.type == "cpu" and _interpreter_broken():
+        return (
+            f"Triton {triton.__version__}'s interpreter fails with NumPy {numpy.__version__} (it calls int() on "
+            "1-element arrays, an error since NumPy 2.4): use Triton >= 3.7 or NumPy < 2.4"
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         return "no CUDA GPU is available (torch.cuda.is_available() is False)"
     return None
+
+
+def _interpreter_broken() -> bool:
+    """Triton 3.6's interpreter turns scalar arguments into 1-element arrays and calls int()
+    on them, which NumPy 2.4 refuses; Triton 3.7 and later run with it."""
+    def major_minor(version: str) -> tuple[int, int]:
+        return tuple(int(part) for part in version.split(".")[:2])
+
+    return major_minor(triton.__version__) < (3, 7) and major_minor(numpy.__version__) >= (2, 4)
 
 
 if _TRITON_MISSING is None:

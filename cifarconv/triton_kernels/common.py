@@ -23,13 +23,18 @@ Precision.  float32 tiles go through tensor cores as TF32 exactly when torch's o
 would (`cifarconv.precision`), else "ieee".  float16 / bfloat16 multiply at their own
 precision and accumulate in float32.
 
-Offsets.  Element offsets are int32 when every tensor of the call has fewer than 2**31
-elements (`index_args`: fewer registers, faster address math), else int64; pixel indices
-are int32 (`check_rows`).
+Offsets.  Element offsets are int32 when every offset the call forms fits (`index_args`:
+fewer registers, faster address math), else int64.  What decides is how far a tensor's
+offsets reach, sum((size - 1) * stride), not how many elements it has: a view of few
+elements (a channel slice of a large batch, ``x[::2]``) can reach past 2**31.  Pixel
+indices are int32 (`check_rows`).
+
+Grids are 1-D (`grid_1d`), and each launch runs on its tensors' device (`launch`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -112,22 +117,74 @@ def dot_args(t: torch.Tensor) -> dict:
     }
 
 
+def reach(t: torch.Tensor) -> int:
+    """The largest element offset from ``t``'s first element that indexing it forms."""
+    if t.numel() == 0:
+        return 0
+    return sum((size - 1) * abs(stride) for size, stride in zip(t.shape, t.stride()))
+
+
 def index_args(*tensors: torch.Tensor) -> dict:
-    """``INDEX64``: whether element offsets need int64 (some tensor has >= 2**31 elements)."""
-    return {"INDEX64": any(t.numel() >= 2**31 for t in tensors)}
+    """``INDEX64``: whether element offsets need int64 (some tensor's offsets reach 2**31).
+
+    Masked-off lanes (padding, rows past the end) may form larger offsets, which wrap in
+    int32; they are never dereferenced.
+    """
+    return {"INDEX64": any(reach(t) >= 2**31 for t in tensors)}
+
+
+# Pixel (row) indices are int32 in the kernels.  A program forms them up to one tile past
+# the last row, and split-K rounds its ranges up to whole BLOCK_Ks (`conv_wgrad.split_ranges`),
+# so the rows of one call stay this far below 2**31.
+MAX_ROWS = 2**31 - 2**16
+MAX_PROGRAMS = 2**31 - 1  # CUDA's limit on a grid's x dimension
 
 
 def check_rows(rows: int, what: str) -> None:
     """Row indices (pixels) are int32 inside the kernels."""
-    if rows >= 2**31:
-        raise ValueError(f"triton backend: {what} = {rows} pixels is too many for one call (limit 2**31 - 1)")
+    if rows > MAX_ROWS:
+        raise ValueError(
+            f"triton backend: {what} = {rows} pixels is too many for one call (limit 2**31 - 2**16); "
+            "split the batch"
+        )
+
+
+def grid_1d(tiles: int, sets: int) -> tuple[int]:
+    """The grid for ``sets`` (groups x stride phases, or groups x splits) of ``tiles``
+    programs each, as one x dimension: program id = set * tiles + tile, which the kernel
+    splits itself.  (CUDA caps a grid's y and z at 65535; a depthwise conv has thousands of
+    groups.)"""
+    programs = tiles * sets
+    if programs > MAX_PROGRAMS:
+        raise ValueError(
+            f"triton backend: this call needs {programs} programs, more than one launch can have "
+            f"({MAX_PROGRAMS}); split the batch"
+        )
+    return (programs,)
+
+
+def launcher(kernel):
+    """What launches ``kernel``: ``wrap_triton(kernel)`` on a GPU, so that inside a
+    ``triton_op`` torch.compile traces into the kernel instead of treating it as a black
+    box.  Under the interpreter the ops are opaque ``custom_op``s (`cifarconv.backends.triton`),
+    and torch before 2.13 refuses to wrap an interpreted kernel: it launches as it is."""
+    return kernel if INTERPRET else wrap_triton(kernel)
 
 
 def launch(kernel, grid, args: tuple, kwargs: dict) -> None:
-    """Every launch of the backend goes through here, via ``wrap_triton``: inside a
-    ``triton_op`` torch.compile then traces into the kernel instead of treating it as a
-    black box (and `make triton-check` records the launches here to compile them)."""
-    wrap_triton(kernel)[grid](*args, **kwargs)
+    """Every launch of the backend goes through here (`make triton-check` and the tests
+    record the launches here, by replacing `launcher`).
+
+    Triton launches on the current device and that device's current stream, so the launch
+    runs with its tensors' device made current: it then runs on the stream torch orders the
+    same tensors' other work on.  All its tensors must be on that one device.
+    """
+    devices = {a.device for a in args if isinstance(a, torch.Tensor)}
+    if len(devices) != 1:
+        raise ValueError(f"triton backend: a kernel's tensors must be on one device, got {sorted(map(str, devices))}")
+    (device,) = devices
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        launcher(kernel)[grid](*args, **kwargs)
 
 
 @triton.jit

@@ -22,7 +22,8 @@ contiguous), so each tap's tile is a plain coalesced load; dy tiles are BLOCK_K 
 output channels per pixel in channels_last.  As in the forward kernel, the reduction is one
 loop over (tap, channel block) steps, and the spatial sizes are constexpr.
 
-Grid: (pixel tiles of one phase x C_in/g tiles, groups * SH * SW).
+Grid: 1-D (`common.grid_1d`), (group, phase) outermost, then the pixel tiles of one phase
+x the C_in/g tiles.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import triton
 import triton.language as tl
 
 from ..ops import meta
-from .common import check_rows, choose_tile, dot_args, index_args, launch, mma, offset, zeros_acc
+from .common import check_rows, choose_tile, dot_args, grid_1d, index_args, launch, mma, offset, zeros_acc
 
 
 @triton.jit
@@ -51,9 +52,10 @@ def conv2d_dgrad_kernel(
     INDEX64: tl.constexpr, PRECISION: tl.constexpr, FP64: tl.constexpr, WIDEN: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    pid = tl.program_id(0)
-    pid_z = tl.program_id(1)
     tiles_n = tl.cdiv(C_in_g, BLOCK_N)
+    tiles = tl.cdiv(N * TH * TW, BLOCK_M) * tiles_n  # per (group, phase)
+    pid_z = tl.program_id(0) // tiles
+    pid = tl.program_id(0) % tiles
     pid_m = pid // tiles_n
     pid_n = pid % tiles_n
     g = pid_z // (SH * SW)
@@ -134,7 +136,7 @@ def conv2d_grad_input(dy, w, input_size, stride, padding, dilation, groups, *, t
     tile = tile or choose_tile(n * th * tw, c_in_g, c_out_g, dy.dtype)
     w_nk = weight_nk(w, groups)
 
-    grid = (triton.cdiv(n * th * tw, tile.block_m) * triton.cdiv(c_in_g, tile.block_n), groups * sh * sw)
+    grid = grid_1d(triton.cdiv(n * th * tw, tile.block_m) * triton.cdiv(c_in_g, tile.block_n), groups * sh * sw)
     args = (dy, w_nk, dx, n, c_in_g, c_out_g, *dy.stride(), *dx.stride())
     kwargs = dict(
         H=h, W=wd, OH=oh, OW=ow, TH=th, TW=tw, KH=kh, KW=kw, SH=sh, SW=sw, PH=padding[0], PW=padding[1],

@@ -10,9 +10,10 @@ matrix is the receptive field of one output pixel, gathered on the fly.
 The weight is rearranged once per call to ``w_kn[g, (i*KW + j)*C_in_g + c, co]``: row k of
 the right-hand matrix, output channels contiguous, so its tiles are plain coalesced loads.
 
-Tiles and grid: program (pid, g) computes a BLOCK_M x BLOCK_N tile of y (pixels x output
+Tiles and grid: program (g, pid) computes a BLOCK_M x BLOCK_N tile of y (pixels x output
 channels of group g); pid runs over the output-channel tiles of one pixel tile first, so
-the programs that share an input tile run together and find it in L2.  The reduction is
+the programs that share an input tile run together and find it in L2.  The grid is 1-D,
+groups outermost (`common.grid_1d`).  The reduction is
 one loop over (tap, channel block) steps -- one tap's BLOCK_K channels per ``tl.dot``,
 channels fastest -- so Triton's software pipeline spans the taps, and with channels_last
 input each step's tile is BLOCK_K contiguous channels per pixel.  With few input
@@ -31,7 +32,7 @@ import triton.language as tl
 
 from ..args import conv2d_output_hw
 from ..ops import meta
-from .common import check_rows, choose_tile, dot_args, index_args, launch, mma, offset, zeros_acc
+from .common import check_rows, choose_tile, dot_args, grid_1d, index_args, launch, mma, offset, zeros_acc
 
 FOLD_TAPS_BELOW = 16  # input channels per group below which the taps are folded into K
 
@@ -50,9 +51,10 @@ def conv2d_fwd_kernel(
     PRECISION: tl.constexpr, FP64: tl.constexpr, WIDEN: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    pid = tl.program_id(0)
-    g = tl.program_id(1)
     tiles_n = tl.cdiv(C_out_g, BLOCK_N)
+    tiles = tl.cdiv(N * OH * OW, BLOCK_M) * tiles_n  # per group
+    g = tl.program_id(0) // tiles
+    pid = tl.program_id(0) % tiles
     pid_m = pid // tiles_n
     pid_n = pid % tiles_n
 
@@ -146,7 +148,7 @@ def conv2d(x, w, bias, stride, padding, dilation, groups, *, tile=None):
                                kh * kw * c_in_g if fold else c_in_g, x.dtype)
     w_kn = weight_kn(w, groups)
 
-    grid = (triton.cdiv(n * oh * ow, tile.block_m) * triton.cdiv(c_out_g, tile.block_n), groups)
+    grid = grid_1d(triton.cdiv(n * oh * ow, tile.block_m) * triton.cdiv(c_out_g, tile.block_n), groups)
     args = (
         x, w_kn, bias if bias is not None else x, y,  # x stands in for a missing bias: never read
         n, c_in_g, c_out_g, *x.stride(), *y.stride(), bias.stride(0) if bias is not None else 0,
@@ -154,7 +156,7 @@ def conv2d(x, w, bias, stride, padding, dilation, groups, *, tile=None):
     kwargs = dict(
         H=h, W=wd, OH=oh, OW=ow, KH=kh, KW=kw, SH=stride[0], SW=stride[1], PH=padding[0], PW=padding[1],
         DH=dilation[0], DW=dilation[1], HAS_BIAS=bias is not None, FOLD_TAPS=fold,
-        **index_args(x, y, w_kn), **dot_args(x), **tile.kwargs(),
+        **index_args(x, y, w_kn, *([bias] if bias is not None else [])), **dot_args(x), **tile.kwargs(),
     )  # fmt: skip
     launch(conv2d_fwd_kernel, grid, args, kwargs)
     return y

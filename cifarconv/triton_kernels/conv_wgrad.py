@@ -19,8 +19,9 @@ slices on the GPU finishes it (deterministic, no atomics).  grad bias is the sam
 reduction over dy's rows, so the programs of the first column tile add up their dy tiles
 as they go and write the bias partials too: no second pass over dy.
 
-Grid: (C_out/g tiles x column tiles, groups * SPLIT_K).  The spatial sizes are constexpr,
-so the (n, oh, ow) split of each step's pixels compiles to multiplies and shifts.
+Grid: 1-D (`common.grid_1d`), (group, split) outermost, then the C_out/g tiles x the column
+tiles.  The spatial sizes are constexpr, so the (n, oh, ow) split of each step's pixels
+compiles to multiplies and shifts.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ import triton.language as tl
 
 from ..args import conv2d_output_hw
 from ..ops import meta
-from .common import INTERPRET, accumulator_dtype, check_rows, choose_tile, dot_args, index_args, launch, mma, offset, zeros_acc
+from .common import (
+    INTERPRET, MAX_ROWS, accumulator_dtype, check_rows, choose_tile, dot_args, grid_1d, index_args, launch, mma, offset,
+    zeros_acc,
+)
 
 FOLD_TAPS_BELOW = 16  # input channels per group below which a column tile spans several taps
 SMS = 132  # programs to aim for: the multiprocessors of an H100 / H200
@@ -46,11 +50,21 @@ def split_k(pixels: int, tiles: int, block_k: int) -> int:
     return max(1, min(MAX_SPLIT_K, triton.cdiv(2 * SMS, tiles), pixels // (8 * block_k)))
 
 
+def split_ranges(pixels: int, splits: int, block_k: int) -> int:
+    """PER_SPLIT: split s reduces pixels [s * PER_SPLIT, min((s + 1) * PER_SPLIT, pixels)),
+    whole BLOCK_Ks each.  The kernel forms these bounds and p0 + BLOCK_K - 1 in int32; with
+    at most MAX_ROWS pixels (`check_rows`) and MAX_SPLIT_K splits none reaches 2**31."""
+    per_split = triton.cdiv(triton.cdiv(pixels, splits), block_k) * block_k
+    largest = max(splits * per_split, pixels + block_k)
+    assert pixels <= MAX_ROWS and splits <= MAX_SPLIT_K and largest < 2**31, (pixels, splits, block_k)
+    return per_split
+
+
 @triton.jit
 def conv2d_wgrad_kernel(
     dy_ptr, x_ptr, dw_ptr, db_ptr,  # dw: (SPLIT_K, C_out, K) workspace, db: (SPLIT_K, C_out)
     stride_dws, stride_dbs,  # their split strides: C_out * K and C_out
-    N, C_in_g, C_out_g, SPLIT_K,
+    N, C_in_g, C_out_g, SPLIT_K, PER_SPLIT,  # PER_SPLIT: pixels per split (`split_ranges`)
     stride_dyn, stride_dyc, stride_dyh, stride_dyw,  # dy (N, C_out, OH, OW)
     stride_xn, stride_xc, stride_xh, stride_xw,  # x (N, C_in, H, W)
     H: tl.constexpr, W: tl.constexpr, OH: tl.constexpr, OW: tl.constexpr,
@@ -60,14 +74,15 @@ def conv2d_wgrad_kernel(
     PRECISION: tl.constexpr, FP64: tl.constexpr, WIDEN: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    pid = tl.program_id(0)
-    pid_z = tl.program_id(1)
     K = KH * KW * C_in_g
     if FOLD_TAPS:
         tiles_n = tl.cdiv(K, BLOCK_N)
     else:
         c_tiles = tl.cdiv(C_in_g, BLOCK_N)
         tiles_n = KH * KW * c_tiles
+    tiles = tl.cdiv(C_out_g, BLOCK_M) * tiles_n  # per (group, split)
+    pid_z = tl.program_id(0) // tiles
+    pid = tl.program_id(0) % tiles
     pid_m = pid // tiles_n
     pid_n = pid % tiles_n
     g = pid_z // SPLIT_K
@@ -94,9 +109,8 @@ def conv2d_wgrad_kernel(
 
     # This program's range of the pixel reduction: split s of SPLIT_K, in whole BLOCK_Ks.
     P = N * OH * OW
-    per_split = tl.cdiv(tl.cdiv(P, SPLIT_K), BLOCK_K) * BLOCK_K
-    p_start = s * per_split
-    p_end = tl.minimum(p_start + per_split, P)
+    p_start = s * PER_SPLIT
+    p_end = tl.minimum(p_start + PER_SPLIT, P)
     offs_k = tl.arange(0, BLOCK_K)
 
     acc = zeros_acc((BLOCK_M, BLOCK_N), FP64)
@@ -147,24 +161,29 @@ def conv2d_grad_weight(dy, x, kernel_size, stride, padding, dilation, groups, bi
     k = c_in_g * kh * kw
     pixels = n * oh * ow
     check_rows(pixels, "N*OH*OW")
+    acc_dtype = accumulator_dtype(x.dtype)
+    if dw.numel() == 0:  # no input or no output channels: no GEMM, but db is still dy's sum
+        if bias:
+            db.copy_(dy.sum((0, 2, 3), dtype=acc_dtype))
+        return dw, db
     fold = c_in_g < FOLD_TAPS_BELOW
     tile = tile or choose_tile(c_out_g, k if fold else c_in_g, pixels, x.dtype)
     tiles_n = triton.cdiv(k, tile.block_n) if fold else kh * kw * triton.cdiv(c_in_g, tile.block_n)
     tiles = triton.cdiv(c_out_g, tile.block_m) * tiles_n
     splits = splits or split_k(pixels, tiles * groups, tile.block_k)
-    acc_dtype = accumulator_dtype(x.dtype)
     dw_partial = torch.empty((splits, c_out, k), dtype=acc_dtype, device=x.device)
     db_partial = torch.empty((splits, c_out if bias else 0), dtype=acc_dtype, device=x.device)
 
-    grid = (tiles, groups * splits)
+    grid = grid_1d(tiles, groups * splits)
     args = (
         dy, x, dw_partial, db_partial if bias else dw_partial,  # no bias: db_ptr is never written
-        dw_partial.stride(0), db_partial.stride(0), n, c_in_g, c_out_g, splits, *dy.stride(), *x.stride(),
+        dw_partial.stride(0), db_partial.stride(0), n, c_in_g, c_out_g, splits,
+        split_ranges(pixels, splits, tile.block_k), *dy.stride(), *x.stride(),
     )  # fmt: skip
     kwargs = dict(
         H=h, W=wd, OH=oh, OW=ow, KH=kh, KW=kw, SH=stride[0], SW=stride[1], PH=padding[0], PW=padding[1],
         DH=dilation[0], DW=dilation[1], HAS_BIAS=bias, FOLD_TAPS=fold,
-        **index_args(dy, x, dw_partial), **dot_args(x), **tile.kwargs(),
+        **index_args(dy, x, dw_partial, db_partial), **dot_args(x), **tile.kwargs(),
     )  # fmt: skip
     launch(conv2d_wgrad_kernel, grid, args, kwargs)
     # Sum the split-K partials on the GPU, in a fixed order, and move the columns from (i, j, c)
