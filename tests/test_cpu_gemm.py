@@ -94,6 +94,12 @@ CASES = [
     Conv("threads-split-channels", n=1, c_in=64, hw=(4, 4), c_out=72),  # more channels than pixels
     Conv("grad-weight-split-columns", n=2, c_in=64, hw=(6, 6), c_out=32),
     Conv("grad-weight-split-pixels", n=4, c_in=8, hw=(16, 16), c_out=24),
+    # ResNet-18's 512-channel layers at batch 16 (fewer input channels, to stay quick): dW's
+    # rows pass the MC a 2 MB L2 gives (a few hundred), and the pixels (grad weight's k)
+    # fill a whole KC, so grad weight packs full blocks of dy in several row blocks.
+    Conv("512-channels-4x4", n=16, c_in=24, hw=(4, 4), c_out=512),
+    Conv("512-channels-1x1-stride2", n=16, c_in=96, hw=(8, 8), c_out=512, kernel=(1, 1), stride=(2, 2),
+         padding=(0, 0)),
 ]
 
 
@@ -175,6 +181,32 @@ def test_fp32_case_grid(path, case, layout):
     else:
         with extension.using_cpu_gemm(path) as active:
             assert active == path
+            check_passes(case, layout)
+
+
+# Cache blocks far smaller than any cache gives (KC, MC, NC = 16, 28, 64, rounded down per
+# path), so that every loop of the GEMM runs many blocks with tails on shapes this small,
+# whatever this machine's caches are: MC = 28 is not a multiple of avx512's MR = 8, nor
+# avx2's MR = 6.
+TINY_BLOCKING = "16,28,64"
+TINY_CASES = [c for c in CASES if c.id in ("tails-m37-k207-p429", "3x3-stride2", "stride2-dilated-groups",
+                                           "threads-split-channels", "grad-weight-split-columns",
+                                           "grad-weight-split-pixels")]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("case", TINY_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("path", grid_paths())
+def test_fp32_tiny_cache_blocks(path, case, layout, monkeypatch):
+    """All three passes with tiny cache blocks (CIFARCONV_CPU_GEMM_BLOCKING)."""
+    monkeypatch.setenv("CIFARCONV_CPU_GEMM_BLOCKING", TINY_BLOCKING)
+    if path != "aten":
+        info = extension.cpu_gemm_info(path)
+        assert (info["kc"], info["mc"]) == (16, 28 // info["mr_pixels"] * info["mr_pixels"])
+    if FORCED is not None:
+        check_passes(case, layout)
+    else:
+        with extension.using_cpu_gemm(path):
             check_passes(case, layout)
 
 

@@ -22,9 +22,10 @@
 // is zero.
 //
 // Threads split the pixels (at::parallel_for, as many equal ranges as threads), each with
-// its own packing buffers; the packed weight is shared.  Grad weight, whose pixels are the
-// sum, either gives each thread its pixels and a partial dW (added up at the end), or, when
-// dW is large against the pixels (small images), each thread its own columns of dW.
+// its own packing buffers; the packed weight is shared -- or, with more channels than
+// pixels, the channels.  Grad weight, whose pixels are the sum, either gives each thread
+// its pixels and a partial dW (added up at the end), or, when dW is large against the
+// pixels (small images), each thread its own columns of dW.
 
 #include "conv_gemm_cpu.h"
 

@@ -2,10 +2,9 @@
 // each row two 16-float vectors, so ROWS x 2 accumulator registers, plus the two B vectors
 // of the current k and the broadcast A value.  ROWS is MR = 8 where the rows are channels
 // (19 registers; 8 divides every usual channel count) and MR_PIXELS = 14 where they are
-// pixels (31 registers: per k, 28 FMAs against 2 vector loads and 14 broadcasts, which
-// measures ~10 % faster).  Compiled for AVX-512F by the target attribute on each function
-// (never -march=native); select.cpp runs it only where cpuid says the CPU and the OS
-// support AVX-512F.
+// pixels (31 registers: per k, 28 FMAs against 2 vector loads and 14 broadcasts).
+// Compiled for AVX-512F by the target attribute on each function (never -march=native);
+// select.cpp runs it only where cpuid says the CPU and the OS support AVX-512F.
 #if defined(__x86_64__) || defined(_M_X64)
 
 // Short copies in the packers stay inline vector moves rather than memcpy / memset calls.
