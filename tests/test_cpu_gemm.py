@@ -90,6 +90,8 @@ CASES = [
     Conv("5x5-pad2", n=2, c_in=3, hw=(16, 16), c_out=8, kernel=(5, 5), padding=(2, 2)),
     Conv("wide-kernel-1x17", n=2, c_in=3, hw=(3, 20), c_out=4, kernel=(1, 17), padding=(0, 2)),
     Conv("kernel-fills-input", n=3, c_in=5, hw=(4, 5), c_out=3, kernel=(4, 5), padding=(0, 0)),
+    Conv("one-channel", n=2, c_in=1, hw=(7, 6), c_out=1),  # NCHW and NHWC are the same tensor
+    Conv("one-channel-in", n=2, c_in=1, hw=(9, 8), c_out=40),
     Conv("many-small-images", n=40, c_in=16, hw=(4, 4), c_out=24),
     Conv("threads-split-channels", n=1, c_in=64, hw=(4, 4), c_out=72),  # more channels than pixels
     Conv("grad-weight-split-columns", n=2, c_in=64, hw=(6, 6), c_out=32),

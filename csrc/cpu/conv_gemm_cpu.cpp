@@ -208,21 +208,11 @@ struct ImplicitConv {
   const float* bias;                   // per row of each group, or null
 };
 
-void run_implicit_conv(const Kernels& kernels, const ImplicitConv& cv) {
+// The GEMM in one orientation: pixel_rows, C (pixels x channels), or C (channels x pixels).
+// Either reads and writes any strides; the orientation decides only which are vector loads
+// and stores.
+void run_oriented(const Kernels& kernels, const ImplicitConv& cv, bool pixel_rows) {
   TORCH_INTERNAL_ASSERT(cv.out->size(2) == cv.grid_h && cv.out->size(3) == cv.grid_w);
-  const bool pixel_rows = is_nhwc(*cv.out) && is_nhwc(*cv.image);
-  if (pixel_rows && cv.rows <= kernels.nr / 2) {
-    // NHWC with few output channels (a first layer's grad input, say): most of each NR-wide
-    // vector would be wasted, so run the NCHW orientation on NCHW copies (small ones: few
-    // channels) and copy the result back.
-    const Tensor image = cv.image->contiguous();
-    Tensor out = at::empty(cv.out->sizes(), cv.out->options());
-    ImplicitConv nchw = cv;
-    nchw.image = &image, nchw.out = &out;
-    run_implicit_conv(kernels, nchw);
-    cv.out->copy_(out);
-    return;
-  }
   const Blocking blk = cpu_gemm::blocking_for(kernels, cv.rows);
   const std::vector<int64_t> out_pixels = pixel_offsets(*cv.out, cv.grid_h, cv.grid_w, 1, 0, 1, 0);
   const int64_t pixels = static_cast<int64_t>(out_pixels.size());
@@ -264,6 +254,24 @@ void run_implicit_conv(const Kernels& kernels, const ImplicitConv& cv) {
       }
     }
   });
+}
+
+void run_implicit_conv(const Kernels& kernels, const ImplicitConv& cv) {
+  const bool nhwc = is_nhwc(*cv.out) && is_nhwc(*cv.image);
+  if (!nhwc || cv.rows > kernels.nr / 2) {
+    run_oriented(kernels, cv, /*pixel_rows=*/nhwc);
+    return;
+  }
+  // NHWC with few output channels (a first layer's grad input, say): most of each NR-wide
+  // vector would be wasted, so run the NCHW orientation, on NCHW copies (small ones: few
+  // channels; with one channel, NCHW and NHWC are the same tensor and nothing is copied).
+  const Tensor image = cv.image->contiguous();
+  const bool copy_out = !cv.out->is_contiguous();
+  Tensor out = copy_out ? at::empty(cv.out->sizes(), cv.out->options()) : *cv.out;
+  ImplicitConv nchw = cv;
+  nchw.image = &image, nchw.out = &out;
+  run_oriented(kernels, nchw, /*pixel_rows=*/false);
+  if (copy_out) cv.out->copy_(out);
 }
 
 const Kernels* kernels_for(const Tensor& t) {
