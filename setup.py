@@ -44,7 +44,7 @@ def extension_modules():
     with_cuda = os.environ.get("FORCE_CUDA") == "1" or (torch.version.cuda is not None and CUDA_HOME is not None)
     kwargs = dict(
         name="cifarconv._C",
-        sources=sources("*.cpp", "cpu/*.cpp") + (sources("cuda/*.cpp", "cuda/*.cu") if with_cuda else []),
+        sources=sources("*.cpp", "cpu/*.cpp", "cpu/gemm/*.cpp") + (sources("cuda/*.cpp", "cuda/*.cu") if with_cuda else []),
         include_dirs=[CSRC],
         **build_flags(torch, with_cuda),
     )

@@ -4,14 +4,19 @@
     python benchmarks/conv_bench.py                     # all backends usable here, ResNet-18 layers
     python benchmarks/conv_bench.py --device cuda --dtype bfloat16 --channels-last --batch-size 512
     python benchmarks/conv_bench.py --device cpu --backends torch,custom,cpp --batch-size 16 --quick --out r.json
+    python benchmarks/conv_bench.py --device cpu --backends torch,cpp --cpu-gemm aten,avx512 --layers seeds
     python benchmarks/plot.py r.json                    # or --plot: a PNG of the same table
 
 For each layer, backend and pass (forward, grad input, grad weight, and their sum) it
 checks the backend's result against torch's, then times it (median after warm-up) and
 reports TFLOP/s, the ratio of its time to torch's, the roofline floor, the explicit-im2col
 floor (columns written and read once plus the pass's GEMM, timed in the same run) and the
-ratio to it, and, on CUDA, the peak memory.  Then one ResNet-18 training step per backend.  A backend whose result
-differs from torch's gets an error instead of a time, and the exit status is 1.
+ratio to it, and, on CUDA, the peak memory.  On CPU, ``cpp`` gets one row per GEMM path
+(``cpp[aten]``: im2col + at::mm; ``cpp[avx512]`` ...: the extension's own packed GEMM), and
+every row its GFLOP/s and its fraction of the machine's FMA peak (measured here, by the
+extension's register-only FMA loop).  Then one ResNet-18 training step per backend.  A
+backend whose result differs from torch's gets an error instead of a time, and the exit
+status is 1.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, when imported from elsewhere
+import cpu_gemm  # noqa: E402
 import floor  # noqa: E402
 import layers  # noqa: E402
 import report  # noqa: E402
@@ -88,6 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--channels-last", action="store_true", help="inputs, weights and grads in channels_last")
     p.add_argument("--batch-size", type=int, help="default: 16 on CPU, 512 on CUDA; 2 with --quick")
     p.add_argument("--backends", help="comma-separated (default: all usable on the device); torch is always included")
+    p.add_argument("--cpu-gemm", help="CPU: the GEMM paths to time cpp on, one row each, e.g. aten,avx512 "
+                                      "(default: aten and auto, the widest own path this CPU runs)")
     p.add_argument("--layers", choices=layers.LAYER_SETS, default=layers.DEFAULT_SET,
                    help="whose conv layers (default: resnet18)")
     p.add_argument("--shape", help=f"one layer instead: {layers.SHAPE_FORMAT}; padding defaults to (k-1)//2, "
@@ -134,6 +142,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--warmup must be >= 0")
     try:
         args.backends = pick_backends(args.backends, args.device)
+        args.backends = cpu_gemm_rows(args.backends, args.cpu_gemm, args.device)
     except ValueError as e:
         p.error(str(e))
     if args.plot is True:
@@ -159,11 +168,31 @@ def pick_backends(text: str | None, device: torch.device) -> list[str]:
     return ["torch"] + [n for n in dict.fromkeys(names) if n != "torch"]
 
 
+def cpu_gemm_rows(backends: list[str], text: str | None, device: torch.device) -> list[str]:
+    """On CPU, ``cpp`` becomes one row per GEMM path, ``cpp[<path>]``; a path this CPU cannot
+    run is an error that says which it can."""
+    if device.type != "cpu" or "cpp" not in backends:
+        if text is not None:
+            raise ValueError("--cpu-gemm: only for cpp on cpu")
+        return backends
+    paths = cpu_gemm.paths()
+    wanted = ["aten", "auto"] if text is None else [t.strip() for t in text.split(",") if t.strip()]
+    rows = []
+    for path in wanted:
+        if path not in (*paths, "auto"):
+            raise ValueError(f"--cpu-gemm: {path!r} is not a path this CPU runs ({', '.join(paths)}, auto)")
+        path = cpu_gemm.resolve(path)
+        if f"cpp[{path}]" not in rows:
+            rows.append(f"cpp[{path}]")
+    i = backends.index("cpp")
+    return backends[:i] + rows + backends[i + 1:]
+
+
 # ---------------------------------------------------------------- one layer
 
 def ops_for(backend: str, device: torch.device):
     """The backend's op family (tests replace this to plant a wrong backend)."""
-    return resolve(backend, device)
+    return resolve(cpu_gemm.backend_name(backend), device)
 
 
 def pass_functions(backend: str, layer: layers.ConvLayer, x, w, b, dy, device) -> dict:
@@ -185,11 +214,12 @@ def pass_functions(backend: str, layer: layers.ConvLayer, x, w, b, dy, device) -
             "dgrad": lambda: (backward([True, False, False])[0],),
             "wgrad": lambda: tuple(backward([False, True, layer.bias])[1:1 + wgrad_outputs]),
         }
-    return {
+    fns = {
         "fwd": lambda: (ops.conv2d(x, w, b, *conv),),
         "dgrad": lambda: (ops.conv2d_grad_input(dy, w, layer.hw, *conv),),
         "wgrad": lambda: tuple(ops.conv2d_grad_weight(dy, x, layer.kernel, *conv, layer.bias)[:wgrad_outputs]),
     }
+    return {name: cpu_gemm.on_path(backend, fn) for name, fn in fns.items()}
 
 
 # The key, beside (backend, pass), under which a pass's im2col-floor GEMM is timed.
@@ -197,7 +227,7 @@ FLOOR_GEMM = "im2col floor GEMM"
 
 
 def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[str], s: Settings,
-                roof: roofline.Roofline) -> list[dict]:
+                roof: roofline.Roofline, peak_gflops: float | None = None) -> list[dict]:
     """Check every (backend, pass) against torch, time the correct ones and the im2col floor's GEMMs
     (all interleaved), make the records."""
     g = torch.Generator().manual_seed(0)
@@ -243,6 +273,7 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
             sum(im2col_floor.values()), over_passes("peak_memory_bytes", max), over_passes("max_rel_error", max),
             f"no time: {', '.join(failed)} failed" if failed else None))
     add_ratios(records)
+    report.add_peak_fractions(records, peak_gflops)
     return records
 
 
@@ -257,7 +288,7 @@ def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
     labels = torch.randint(0, 10, (s.batch_size,), generator=g).to(s.device)
 
     def make_step(backend):
-        model = cifarconv.convert(copy.deepcopy(base_model), backend).to(s.device, s.dtype)
+        model = cifarconv.convert(copy.deepcopy(base_model), cpu_gemm.backend_name(backend)).to(s.device, s.dtype)
         if s.channels_last:
             model = model.to(memory_format=torch.channels_last)
         model.train()
@@ -269,7 +300,7 @@ def bench_train_step(backends: list[str], s: Settings) -> list[dict]:
             F.cross_entropy(logits.float(), labels).backward()
             optimizer.step()
             return (logits.detach(),)
-        return step
+        return cpu_gemm.on_path(backend, step)
 
     steps, unbuilt = {}, {}
     for backend in backends:
@@ -330,11 +361,15 @@ def main(argv=None) -> int:
 
     name = report.device_name(s.device)
     print(report.run_heading(name, s, args.backends, layer_source))
+    machine = cpu_gemm.machine(s.device, s.quick)
+    if machine is not None:
+        print(cpu_gemm.describe(machine))
+    peak = machine["fma_peak_gflops"]["at_run_threads"] if machine else None
     roof = roofline.measure(s.device, s.dtype, s.warmup, s.reps, s.quick)
     print(report.table_heading(roof))
     records = []
     for model, layer, count in work:
-        layer_records = bench_layer(model, layer, count, args.backends, s, roof)
+        layer_records = bench_layer(model, layer, count, args.backends, s, roof, peak)
         print("\n".join(table_rows(layer_records)), flush=True)
         records += layer_records
     if not args.no_model:
@@ -345,7 +380,8 @@ def main(argv=None) -> int:
     first_use = None if args.quick or args.no_compile_time else triton_first_use(work[0][1], s.dtype)
 
     failures = [r for r in records if r["error"] and r["pass"] != "sum"]
-    result = report.run_json(name, report.settings_json(args.backends, s, layer_source), roof, records, first_use)
+    result = report.run_json(name, report.settings_json(args.backends, s, layer_source), roof, records, first_use,
+                             machine)
     if args.out:
         report.write_json(args.out, result)
         print(f"\nwrote {args.out}")

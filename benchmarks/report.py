@@ -25,10 +25,12 @@ if TYPE_CHECKING:
 
 
 def record(base, backend, pass_name, ms, flops, floor_ms, im2col_floor_ms, peak, rel_error, error) -> dict:
-    """One JSON record; ``ratio_to_torch`` is filled in by `add_ratios`."""
+    """One JSON record; ``ratio_to_torch`` is filled in by `add_ratios`, ``fma_peak_fraction``
+    by `add_peak_fractions`."""
     return {
         **base, "backend": backend, "pass": pass_name, "ms": ms,
         "tflops": flops / (ms * 1e-3) / 1e12 if ms and flops else None,
+        "gflops": flops / (ms * 1e-3) / 1e9 if ms and flops else None, "fma_peak_fraction": None,
         "ratio_to_torch": None, "floor_ms": floor_ms, "im2col_floor_ms": im2col_floor_ms,
         "ratio_to_im2col_floor": ms / im2col_floor_ms if ms and im2col_floor_ms else None,
         "peak_memory_bytes": peak, "max_rel_error": rel_error, "error": error,
@@ -43,13 +45,20 @@ def add_ratios(records: list[dict]) -> None:
         r["ratio_to_torch"] = r["ms"] / ref if r["ms"] is not None and ref else None
 
 
+def add_peak_fractions(records: list[dict], peak_gflops: float | None) -> None:
+    """fma_peak_fraction = GFLOP/s / the machine's measured FMA peak at the run's thread count (CPU)."""
+    for r in records:
+        r["fma_peak_fraction"] = r["gflops"] / peak_gflops if peak_gflops and r["gflops"] else None
+
+
 # ---------------------------------------------------------------- the printed table
 
-COLUMNS = (f"{'model':9s} {'layer':24s} {'n':>2s} {'pass':10s} {'backend':8s} {'ms':>9s} {'TFLOP/s':>8s} "
-           f"{'x torch':>8s} {'floor ms':>9s} {'floor %':>8s} {'im2col ms':>9s} {'x im2col':>8s} {'peak MiB':>9s}")
-LEGEND = ("ms: median per call; x torch: ms / torch's ms; floor: the roofline's least time; floor %: floor / ms;\n"
-          "im2col: the explicit-im2col floor (columns written and read once at the copy bandwidth + the pass's GEMM, "
-          "timed here); x im2col: ms / that floor\n")
+COLUMNS = (f"{'model':9s} {'layer':24s} {'n':>2s} {'pass':10s} {'backend':11s} {'ms':>9s} {'TFLOP/s':>8s} "
+           f"{'GFLOP/s':>8s} {'% peak':>6s} {'x torch':>8s} {'floor ms':>9s} {'floor %':>8s} {'im2col ms':>9s} "
+           f"{'x im2col':>8s} {'peak MiB':>9s}")
+LEGEND = ("ms: median per call; % peak: GFLOP/s / the FMA peak measured above (CPU); x torch: ms / torch's ms;\n"
+          "floor: the roofline's least time; floor %: floor / ms; im2col: the explicit-im2col floor (columns written "
+          "and read once at the copy bandwidth + the pass's GEMM, timed here); x im2col: ms / that floor\n")
 
 
 def run_heading(device: str, s: Settings, backends: list[str], layer_source: str) -> str:
@@ -73,7 +82,7 @@ def table_rows(records: list[dict]) -> list[str]:
         where = (r["model"], r["layer"])
         model, layer, n = (r["model"], r["layer"], str(r["count"])) if where != last else ("", "", "")
         last = where
-        head = f"{model:9s} {layer:24s} {n:>2s} {r['pass']:10s} {r['backend']:8s}"
+        head = f"{model:9s} {layer:24s} {n:>2s} {r['pass']:10s} {r['backend']:11s}"
         if r["error"]:
             rows.append(f"{head} ERROR: {r['error']}")
             continue
@@ -82,7 +91,8 @@ def table_rows(records: list[dict]) -> list[str]:
             width = int(fmt.split(".")[0])
             return f"{'-':>{width}s}" if value is None else format(value * scale, fmt)
         efficiency = r["floor_ms"] / r["ms"] * 100 if r["floor_ms"] is not None else None
-        rows.append(f"{head} {num(r['ms'], '9.3f')} {num(r['tflops'], '8.3g')} {num(r['ratio_to_torch'], '8.2f')} "
+        rows.append(f"{head} {num(r['ms'], '9.3f')} {num(r['tflops'], '8.3g')} {num(r.get('gflops'), '8.1f')} "
+                    f"{num(r.get('fma_peak_fraction'), '6.1f', 100.0)} {num(r['ratio_to_torch'], '8.2f')} "
                     f"{num(r['floor_ms'], '9.3f')} {num(efficiency, '8.1f')} "
                     f"{num(r['im2col_floor_ms'], '9.3f')} {num(r['ratio_to_im2col_floor'], '8.2f')} "
                     f"{num(r['peak_memory_bytes'], '9.1f', 2**-20)}")
@@ -138,11 +148,11 @@ def settings_json(backends: list[str], s: Settings, layer_source: str) -> dict:
 
 
 def run_json(device: str, settings: dict, roof: roofline.Roofline, records: list[dict],
-             triton_first_use: dict | None) -> dict:
+             triton_first_use: dict | None, machine: dict | None = None) -> dict:
     """The whole run, as ``--out`` writes it and ``plot.py`` reads it."""
     return {
         "device": device, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions(), "settings": settings, "roofline": roof.to_json(),
+        "versions": versions(), "settings": settings, "machine": machine, "roofline": roof.to_json(),
         "results": records, "triton_first_use": triton_first_use,
     }
 

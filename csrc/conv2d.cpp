@@ -5,6 +5,10 @@
 // chunk, P = b L their output pixels).  The column layout follows the activations'
 // (column_geometry.h), so that no GEMM operand or result needs a transpose or a copy:
 //
+// A device may bring whole passes that need no column matrix (ColumnOps::forward, ...: on
+// CPU, float32 runs cifarconv's own packed GEMM with im2col in its packing, see
+// cpu/conv_gemm_cpu.cpp); each op tries that first.  Otherwise, and for every other dtype:
+//
 //   NCHW, channel-major columns cols[g] (K x P), k = (c, i, j):
 //     forward      y[g]     (M x P) = W[g] (M x K)    @ cols[g] (K x P)     (+ bias)
 //     grad input   dcols[g] (K x P) = W[g]^T (K x M)  @ dy[g] (M x P),      dx = col2im(dcols)
@@ -228,6 +232,10 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const std::optional<Ten
   if (K == 0) {  // no input channels: nothing to sum, y is the bias
     return has_bias ? out.copy_(bias->view({1, c_out, 1, 1}).expand_as(out)) : out.zero_();
   }
+  if (ops.forward != nullptr &&
+      ops.forward(input, weight, has_bias ? &*bias : nullptr, out, {kernel, stride, padding, dilation, G})) {
+    return out;
+  }
 
   if (G == 1 && is_pointwise(kernel, stride, padding)) {
     const Tensor w = weight.reshape({c_out, c_in});
@@ -304,6 +312,7 @@ Tensor conv2d_grad_input(const Tensor& grad_output, const Tensor& weight, IntArr
   Tensor dx = at::empty({n, c_in, input_size[0], input_size[1]}, dy.options().memory_format(activation_format(dy)));
   if (dx.numel() == 0) return dx;
   if (M == 0) return dx.zero_();  // no output channels: nothing reaches dx
+  if (ops.grad_input != nullptr && ops.grad_input(dy, weight, dx, {kernel, stride, padding, dilation, G})) return dx;
 
   if (G == 1 && is_pointwise(kernel, stride, padding)) {
     const Tensor w = weight.reshape({c_out, c_in});
@@ -370,6 +379,11 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const Tensor& grad_output, const T
   const int64_t L = oh * ow, M = c_out / G, K = c_in / G * kernel[0] * kernel[1];
   const std::vector<int64_t> weight_size{c_out, c_in / G, kernel[0], kernel[1]};
 
+  if (n > 0 && K > 0 && M > 0 && ops.grad_weight != nullptr) {  // the bias's gradient folded into the GEMM
+    Tensor dw = at::empty(weight_size, input.options());
+    Tensor db = at::empty({bias ? c_out : 0}, input.options());
+    if (ops.grad_weight(dy, input, dw, bias ? &db : nullptr, {kernel, stride, padding, dilation, G})) return {dw, db};
+  }
   Tensor grad_bias = bias ? dy.sum({0, 2, 3}) : at::empty({0}, input.options());
   // Sums over chunks accumulate in float for half types (fp32 accumulation), as the GEMM does.
   const auto acc_type = at::toOpMathType(input.scalar_type());

@@ -13,6 +13,7 @@
 
 #include "../column_geometry.h"
 #include "../columns.h"
+#include "conv_gemm_cpu.h"
 
 namespace cifarconv {
 namespace {
@@ -205,7 +206,8 @@ void col2im_cpu(const at::Tensor& cols, at::Tensor& image, const ColumnGeometry&
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cifarconv, CPU, m) {
-  register_conv_ops(m, c10::DeviceType::CPU, {im2col_cpu, col2im_cpu});
+  register_conv_ops(m, c10::DeviceType::CPU,
+                    {im2col_cpu, col2im_cpu, conv_forward_cpu, conv_grad_input_cpu, conv_grad_weight_cpu});
 }
 
 }  // namespace cifarconv
