@@ -14,12 +14,28 @@ TRITON_OLDEST ?= 3.6.0
 TRITON_OLDEST_DIR ?= build/triton-$(TRITON_OLDEST)
 TRITON_CHECK_ARGS ?=
 
-.PHONY: setup run test train cuda-check triton-check gpu-check
+.PHONY: setup install run test train cuda-check triton-check gpu-check
+
+# `make setup` installs once, then again only when what the build reads (setup.py,
+# pyproject.toml, csrc/) changed, or when $(PYTHON) no longer imports this checkout with
+# its extension and pytest; the stamp names the interpreter it installed into.
+SETUP_STAMP := build/setup.stamp
+BUILD_INPUTS := setup.py pyproject.toml csrc
+INSTALLED := import pathlib, sys, cifarconv._C, pytest; \
+	assert pathlib.Path(cifarconv._C.__file__).resolve().parent == pathlib.Path("cifarconv").resolve(); \
+	print(sys.executable)
 
 setup:
+	@if [ -f $(SETUP_STAMP) ] && [ -z "$$(find $(BUILD_INPUTS) -newer $(SETUP_STAMP) | head -n 1)" ] \
+	    && [ "$$($(PYTHON) -c '$(INSTALLED)' 2>/dev/null)" = "$$(cat $(SETUP_STAMP))" ]; then \
+	  echo "make setup: installed and up to date (remove $(SETUP_STAMP) to reinstall)"; \
+	else $(MAKE) --no-print-directory install; fi
+
+install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
 	$(PYTHON) -m pip install "setuptools>=64" ninja
 	$(PYTHON) -m pip install --no-build-isolation -e ".[train,test]"
+	@mkdir -p build && $(PYTHON) -c '$(INSTALLED)' > $(SETUP_STAMP)
 
 run: setup
 	$(PYTHON) -m cifarconv

@@ -26,7 +26,8 @@ try:
     import triton  # noqa: F401
 except ImportError as e:
     _TRITON_MISSING: Optional[str] = (
-        "triton is not installed (pip install triton)"
+        "triton is not installed: pip install \"cifarconv[triton]\" (a CUDA build of torch brings it; "
+        "with a CPU torch it runs only in its interpreter, for tests)"
         if e.name == "triton"
         else f"triton could not be imported ({e})"
     )
