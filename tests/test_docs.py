@@ -135,7 +135,7 @@ def make_targets() -> set[str]:
 def commands(doc: Path):
     """Shell commands of ``doc``'s non-python fences: (line number, argv)."""
     for lang, body, line, _ in fences(doc):
-        if lang in ("python", "text", "json", "toml", ""):
+        if lang in ("python", "json", "toml", ""):
             continue
         for i, raw in enumerate(body.splitlines()):
             cmd = raw.split(" #")[0].strip().removeprefix("$ ")
