@@ -407,3 +407,41 @@ def test_scores_per_class():
     scores = Scores(0.0, 0.5, 1.0, [[1, 1], [0, 2]])
     assert scores.per_class == [0.5, 1.0]
     assert math.isnan(Scores(0, 0, 0, [[0, 0], [0, 1]]).per_class[0])
+
+
+def test_resume_keeps_the_best_validation_epoch(data_dir, tmp_path, monkeypatch):
+    flags = ("--conv", "torch", "--epochs", "3", "--batch-size", "32", "--val", "50", "--device", "cpu",
+             "--data-dir", data_dir)
+    save = loop.save_checkpoint
+
+    def save_then_die(*args):
+        save(*args)
+        raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(*flags, "--out", tmp_path / "killed")
+    assert torch.load(tmp_path / "killed" / "torch-seed0" / "best.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    (resumed,) = run("--resume", tmp_path / "killed")
+    (whole,) = run(*flags, "--out", tmp_path / "whole")
+    same = ("best_epoch", "best_val_accuracy", "val_accuracy", "test_accuracy", "test_top5", "confusion")
+    assert {k: resumed[k] for k in same} == {k: whole[k] for k in same}
+    for name in ("best.pt", "final.pt"):
+        a, b = (torch.load(d / "torch-seed0" / name, weights_only=True) for d in (tmp_path / "killed", tmp_path / "whole"))
+        assert a["epoch"] == b["epoch"] and all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
+
+
+def test_denormals_are_flushed_while_training_only(tmp_path, monkeypatch):
+    seen = []
+
+    def look(*args):
+        seen.append((torch.tensor([1e-39]) * 1.0).item())  # a denormal float32: 0 once flushed
+        return []
+
+    monkeypatch.setattr(loop, "compare", look)
+    run("--conv", "torch", "--device", "cpu", "--out", tmp_path / "out")
+    if torch.set_flush_denormal(True):  # False where the CPU cannot (not x86 with SSE3)
+        torch.set_flush_denormal(False)
+        assert seen == [0.0]
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0.0  # torch's default again afterwards

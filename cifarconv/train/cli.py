@@ -266,6 +266,9 @@ def main(argv=None) -> list[dict]:
         print(summary(args.model, args.recipe["net"]))
         return []
     interpreter_note(args)
+    # Flush denormal floats to zero on the CPU (x86 FTZ/DAZ; a no-op elsewhere): without it, weights and Adam
+    # moments that decay below 1.2e-38 made a cnn5 epoch on 2 cores 4x slower after 10 epochs.
+    torch.set_flush_denormal(True)
     try:
         if args.eval is not None:
             from .eval_run import evaluate_run
@@ -286,6 +289,8 @@ def main(argv=None) -> list[dict]:
         records = loop.compare(args, rank, world_size, config)
     except CheckpointError as e:
         raise SystemExit(f"error: {e}") from None
+    finally:
+        torch.set_flush_denormal(False)  # torch's default, for whoever called main() in-process
     if dist.is_initialized():
         dist.destroy_process_group()
     return records

@@ -43,7 +43,40 @@ from __future__ import annotations
 
 import math
 
+from .recipe_parts import NO_LOOKAHEAD, NO_PLATEAU, NO_WHITENING
 from .source_recipes import SOURCE_RECIPES
+
+# Our fast recipe for 004's 5-conv CNN (its 5th conv padded, fc1 16384 -> 256): Adam with L2 weight
+# decay on the mean loss as 004, but a one-cycle lr, flips, 4-px shifts and label smoothing, so that
+# it beats 004's 21,000 steps on 2 CPU cores within 30 minutes.
+CNN5_RECIPE = {
+    "net": {                              # 004's ConvNet (cnn.py)
+        "widths": (8, 32, 64, 128, 256),
+        "conv5_padding": 1,
+        "dropout": 0.5,                   # nn.Dropout2d(p = 0.5) after conv3 and conv5
+        "hidden": (256, 128, 64),         # fc1 8 * 8 * 256 -> 256 -> 128 -> 64 -> 10
+    },
+    "epochs": 16,                         # about 22 minutes on 2 cores (docs/train.md)
+    "batch_size": 256,
+    "convention": "torch",
+    "optimizer": "adam",
+    "lr": 3e-3,                           # peak: 3-epoch pilots gave 49, 56 and 58 % at 1e-3, 2e-3 and 4e-3
+    "momentum": None,
+    "betas": (0.9, 0.995),                # 004's
+    "weight_decay": 5e-4,                 # 004's, L2 as 004's torch.optim.Adam
+    "bn_lr_scale": 1.0,
+    "label_smoothing": 0.1,
+    "lr_knots": (0.0, 0.15, 1.0),         # one cycle: 0.1 -> 1 over the first 15 % of steps, then -> 0
+    "lr_values": (0.1, 1.0, 0.0),
+    "lr_step_offset": 0,
+    **NO_PLATEAU, **NO_WHITENING, **NO_LOOKAHEAD,
+    "normalize": "channel",
+    "val_images": 0,
+    "flip": "random",
+    "crop_pad": 4,
+    "cutout": 0,
+    "tta": 0,
+}
 
 RECIPES = {
     # airbench94: KellerJordan/cifar10-airbench, legacy/airbench94.py (its `hyp` dict and code).
@@ -69,9 +102,7 @@ RECIPES = {
         "lr_knots": (0.0, 0.23, 1.0),         # fractions of the steps
         "lr_values": (0.2, 1.0, 0.07),        # linear 0.2 -> 1 over the first 23 %, then -> 0.07
         "lr_step_offset": 0,                  # the first step runs at factor 0.2
-        "plateau_factor": 0.0,                # no ReduceLROnPlateau (0: off)
-        "plateau_patience": 0,
-        "plateau_threshold": 0.0,
+        **NO_PLATEAU,                         # no ReduceLROnPlateau
         "whiten_images": 5000,                # 2x2 patches of 5000 normalised train images set the whitening conv
         "whiten_eps": 5e-4,                   # filters = eigenvectors / sqrt(eigenvalue + whiten_eps), and negatives
         "whiten_bias_epochs": 3,              # its bias trains in epochs 0-2, then is frozen (its weight always is)
@@ -106,15 +137,8 @@ RECIPES = {
         "lr_knots": (0.0, 5 / 24, 1.0),       # 0 -> 0.4 at epoch 5 -> 0 at epoch 24
         "lr_values": (0.0, 1.0, 0.0),
         "lr_step_offset": 1,                  # step k runs at epoch (k + 1) / batches per epoch: the last at lr 0
-        "plateau_factor": 0.0,
-        "plateau_patience": 0,
-        "plateau_threshold": 0.0,
-        "whiten_images": 0,                   # no whitening conv
-        "whiten_eps": 0.0,
-        "whiten_bias_epochs": 0,
-        "lookahead_every": 0,                 # no lookahead, no EMA
-        "lookahead_decay": 0.0,
-        "lookahead_power": 0,
+        **NO_PLATEAU, **NO_WHITENING,         # no whitening conv
+        **NO_LOOKAHEAD,                       # no lookahead, no EMA
         "normalize": "channel",
         "val_images": 0,
         "flip": "random",                     # each image flipped with p = 0.5, every epoch
@@ -139,15 +163,7 @@ RECIPES = {
         "lr_knots": (0.0, 0.2, 1.0),
         "lr_values": (0.0, 1.0, 0.0),
         "lr_step_offset": 1,
-        "plateau_factor": 0.0,
-        "plateau_patience": 0,
-        "plateau_threshold": 0.0,
-        "whiten_images": 0,
-        "whiten_eps": 0.0,
-        "whiten_bias_epochs": 0,
-        "lookahead_every": 0,
-        "lookahead_decay": 0.0,
-        "lookahead_power": 0,
+        **NO_PLATEAU, **NO_WHITENING, **NO_LOOKAHEAD,
         "normalize": "channel",
         "val_images": 0,
         "flip": "random",
@@ -177,15 +193,7 @@ RECIPES = {
         "lr_knots": (0.0, 0.2, 1.0),          # one cycle: 0.1 -> 1 over the first 20 % of steps, then -> 0
         "lr_values": (0.1, 1.0, 0.0),
         "lr_step_offset": 0,
-        "plateau_factor": 0.0,
-        "plateau_patience": 0,
-        "plateau_threshold": 0.0,
-        "whiten_images": 0,
-        "whiten_eps": 0.0,
-        "whiten_bias_epochs": 0,
-        "lookahead_every": 0,
-        "lookahead_decay": 0.0,
-        "lookahead_power": 0,
+        **NO_PLATEAU, **NO_WHITENING, **NO_LOOKAHEAD,
         "normalize": "channel",
         "val_images": 0,
         "flip": "random",
@@ -193,82 +201,13 @@ RECIPES = {
         "cutout": 0,
         "tta": 0,
     },
-    # Our fast recipe for 004's 5-conv CNN (its 5th conv padded, fc1 16384 -> 256): Adam with L2 weight
-    # decay on the mean loss as 004, but a one-cycle lr, flips, 4-px shifts and label smoothing, so that
-    # it beats 004's 21,000 steps on 2 CPU cores within 30 minutes.
-    "cnn5-padded": {
-        "net": {                              # 004's ConvNet (cnn.py)
-            "widths": (8, 32, 64, 128, 256),
-            "conv5_padding": 1,
-            "dropout": 0.5,                   # nn.Dropout2d(p = 0.5) after conv3 and conv5
-            "hidden": (256, 128, 64),         # fc1 8 * 8 * 256 -> 256 -> 128 -> 64 -> 10
-        },
-        "epochs": 16,                         # about 22 minutes on 2 cores (docs/train.md)
-        "batch_size": 256,
-        "convention": "torch",
-        "optimizer": "adam",
-        "lr": 3e-3,                           # peak: 3-epoch pilots gave 49, 56 and 58 % at 1e-3, 2e-3 and 4e-3
-        "momentum": None,
-        "betas": (0.9, 0.995),                # 004's
-        "weight_decay": 5e-4,                 # 004's, L2 as 004's torch.optim.Adam
-        "bn_lr_scale": 1.0,
-        "label_smoothing": 0.1,
-        "lr_knots": (0.0, 0.15, 1.0),         # one cycle: 0.1 -> 1 over the first 15 % of steps, then -> 0
-        "lr_values": (0.1, 1.0, 0.0),
-        "lr_step_offset": 0,
-        "plateau_factor": 0.0,
-        "plateau_patience": 0,
-        "plateau_threshold": 0.0,
-        "whiten_images": 0,
-        "whiten_eps": 0.0,
-        "whiten_bias_epochs": 0,
-        "lookahead_every": 0,
-        "lookahead_decay": 0.0,
-        "lookahead_power": 0,
-        "normalize": "channel",
-        "val_images": 0,
-        "flip": "random",
-        "crop_pad": 4,
-        "cutout": 0,
-        "tta": 0,
-    },
+    "cnn5-padded": CNN5_RECIPE,
     # The same recipe for 001's variant (5th conv unpadded, fc1 9216 -> 256), longer: 001 publishes no
     # hyperparameters at all, only its accuracy after hours on a GPU.
     "cnn5-unpadded": {
-        "net": {
-            "widths": (8, 32, 64, 128, 256),
-            "conv5_padding": 0,               # 001: conv5 has no padding, 8x8 -> 6x6
-            "dropout": 0.5,
-            "hidden": (256, 128, 64),         # fc1 6 * 6 * 256 -> 256 -> 128 -> 64 -> 10
-        },
+        **CNN5_RECIPE,
+        "net": {**CNN5_RECIPE["net"], "conv5_padding": 0},  # 001: conv5 has no padding, 8x8 -> 6x6; fc1 6 * 6 * 256
         "epochs": 28,                         # about 37 minutes on 2 cores
-        "batch_size": 256,
-        "convention": "torch",
-        "optimizer": "adam",
-        "lr": 3e-3,
-        "momentum": None,
-        "betas": (0.9, 0.995),
-        "weight_decay": 5e-4,
-        "bn_lr_scale": 1.0,
-        "label_smoothing": 0.1,
-        "lr_knots": (0.0, 0.15, 1.0),
-        "lr_values": (0.1, 1.0, 0.0),
-        "lr_step_offset": 0,
-        "plateau_factor": 0.0,
-        "plateau_patience": 0,
-        "plateau_threshold": 0.0,
-        "whiten_images": 0,
-        "whiten_eps": 0.0,
-        "whiten_bias_epochs": 0,
-        "lookahead_every": 0,
-        "lookahead_decay": 0.0,
-        "lookahead_power": 0,
-        "normalize": "channel",
-        "val_images": 0,
-        "flip": "random",
-        "crop_pad": 4,
-        "cutout": 0,
-        "tta": 0,
     },
     # A conv-stem ViT (vit.py), from scratch.  003 publishes no from-scratch recipe beyond "lr 1e-5, a
     # different scheduler, longer training"; this one is ours, in the usual shape for small ViTs
@@ -294,15 +233,7 @@ RECIPES = {
         "lr_knots": (0.0, 0.1, 1.0),          # 0 -> 1 over the first 10 % of steps, then -> 0
         "lr_values": (0.0, 1.0, 0.0),
         "lr_step_offset": 1,
-        "plateau_factor": 0.0,
-        "plateau_patience": 0,
-        "plateau_threshold": 0.0,
-        "whiten_images": 0,
-        "whiten_eps": 0.0,
-        "whiten_bias_epochs": 0,
-        "lookahead_every": 0,
-        "lookahead_decay": 0.0,
-        "lookahead_power": 0,
+        **NO_PLATEAU, **NO_WHITENING, **NO_LOOKAHEAD,
         "normalize": "channel",
         "val_images": 0,
         "flip": "random",

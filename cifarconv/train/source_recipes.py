@@ -10,6 +10,8 @@ recipe.
 
 from __future__ import annotations
 
+from .recipe_parts import NO_LOOKAHEAD, NO_PLATEAU, NO_WHITENING
+
 SOURCE_RECIPES = {
     # 003_cc1b8323fc3dc935.txt, "Basic CNN Architecture": "Using the hyperparameters below, the model is
     # capable of achieving ~50% test accuracy".
@@ -28,15 +30,7 @@ SOURCE_RECIPES = {
         "lr_knots": (0.0, 1.0),               # silent on a scheduler (the ResNet's is named, this one has
         "lr_values": (1.0, 1.0),              # none): a constant lr
         "lr_step_offset": 0,
-        "plateau_factor": 0.0,
-        "plateau_patience": 0,
-        "plateau_threshold": 0.0,
-        "whiten_images": 0,
-        "whiten_eps": 0.0,
-        "whiten_bias_epochs": 0,
-        "lookahead_every": 0,
-        "lookahead_decay": 0.0,
-        "lookahead_power": 0,
+        **NO_PLATEAU, **NO_WHITENING, **NO_LOOKAHEAD,
         "normalize": "channel",               # silent: per-channel mean and std
         "val_images": 5000,                   # "a train set with 45,000 images and a validation set with 5,000"
         "flip": "none",                       # silent on augmentation: none
@@ -64,15 +58,7 @@ SOURCE_RECIPES = {
         "lr_knots": (0.0, 1.0),               # "lr = config.lr" every step: constant
         "lr_values": (1.0, 1.0),
         "lr_step_offset": 0,
-        "plateau_factor": 0.0,
-        "plateau_patience": 0,
-        "plateau_threshold": 0.0,
-        "whiten_images": 0,
-        "whiten_eps": 0.0,
-        "whiten_bias_epochs": 0,
-        "lookahead_every": 0,
-        "lookahead_decay": 0.0,
-        "lookahead_power": 0,
+        **NO_PLATEAU, **NO_WHITENING, **NO_LOOKAHEAD,
         "normalize": "unit",                  # "torch.tensor(image, dtype = torch.float32) / 255": no mean / std
         "val_images": 0,                      # 004 has no validation split (it keeps its best test step; we never do)
         "flip": "none",                       # "train_set = CIFAR10(root = ..., train = True)": no transforms
@@ -102,12 +88,7 @@ SOURCE_RECIPES = {
         "plateau_factor": 0.1,
         "plateau_patience": 3,
         "plateau_threshold": 1e-3,
-        "whiten_images": 0,
-        "whiten_eps": 0.0,
-        "whiten_bias_epochs": 0,
-        "lookahead_every": 0,
-        "lookahead_decay": 0.0,
-        "lookahead_power": 0,
+        **NO_WHITENING, **NO_LOOKAHEAD,
         "normalize": "channel",               # silent: per-channel mean and std
         "val_images": 5000,                   # "a train set with 45,000 images and a validation set with 5,000"
         "flip": "random",                     # silent on augmentation; our choice: the usual CIFAR ResNet
