@@ -251,8 +251,9 @@ def interpreter_note(args) -> None:
     """Triton on CPU tensors runs in its interpreter: say so before minutes pass without output."""
     if "triton" in args.conv and args.torch_device.type == "cpu":
         print("note: --conv triton on the CPU runs Triton's interpreter (TRITON_INTERPRET=1), which exists for tests: "
-              "each kernel launch is emulated in numpy, about 1000x slower than torch on a small CNN (1 epoch of "
-              "cnn5-padded on 512 images: see docs/train.md); use it on a few hundred images, or on a GPU",
+              "it emulates every kernel launch in numpy, thousands of times slower than torch (a cnn5-padded training "
+              "step: about 8 s per image on 2 cores, torch under 2 ms; docs/train.md); give it a few hundred images "
+              "(--limit-train, --limit-test), or run it on a GPU",
               file=sys.stderr, flush=True)
 
 
