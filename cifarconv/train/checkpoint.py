@@ -76,7 +76,8 @@ def load_checkpoint(path: Path, device, model, optimizer, schedule, scaler, look
             lookahead.load_state_dict(saved["lookahead"])
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path} does not fit this run's model and recipe ({reason[:160]}); {what_to_do}") from None
+        raise CheckpointError(f"{path} does not fit this run's model and recipe ({reason[:160]}); "
+                              f"{what_to_do}") from None
     return saved["state"]
 
 

@@ -177,9 +177,9 @@ def resolve_device(args, parser: argparse.ArgumentParser, world_size: int, local
             device = torch.device("cuda", local_rank)
     elif device.type == "mps":
         if not torch.backends.mps.is_available():
-            built = "not built with MPS" if not torch.backends.mps.is_built() else "built with MPS, but no MPS device here"
-            parser.error(f"--device mps: MPS (Apple-silicon GPUs, macOS) is not available here (torch {torch.__version__}, "
-                         f"{built}); use --device cpu")
+            built = "built with MPS, but no MPS device here" if torch.backends.mps.is_built() else "not built with MPS"
+            parser.error(f"--device mps: MPS (Apple-silicon GPUs, macOS) is not available here "
+                         f"(torch {torch.__version__}, {built}); use --device cpu")
     elif device.type != "cpu":
         parser.error(f"--device {args.device!r}: use auto, cpu, cuda, cuda:N or mps")
     return device

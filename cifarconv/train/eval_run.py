@@ -65,8 +65,8 @@ def evaluate_run(args) -> list[dict]:
         test_x, test_y = test_x[keep], test_y[keep]
 
     records, per_class = [], []
-    print(f"scoring {len(files)} weights file{'s' if len(files) > 1 else ''} from {folder} on {len(test_y)} test images "
-          f"with {', '.join(args.conv)}", flush=True)
+    print(f"scoring {len(files)} weights file{'s' if len(files) > 1 else ''} from {folder} on {len(test_y)} test "
+          f"images with {', '.join(args.conv)}", flush=True)
     for path, saved, network in networks:
         test = GpuLoader(test_x, test_y, 1000, device, saved["mean"], saved["std"], train=False,
                          channels_last=args.channels_last)

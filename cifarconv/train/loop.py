@@ -153,8 +153,8 @@ def make_loaders(args, data: Cifar10, split: Split, rank: int, world_size: int) 
     val = None
     if len(split.val):
         val = GpuLoader(data.train_images[split.val], data.train_labels[split.val], 1000, train=False, **common)
-    return Loaders(GpuLoader(train_x, train_y, recipe["batch_size"] // world_size, train=True, **common, **augmentation),
-                   val, GpuLoader(test_x, test_y, 1000, train=False, **common), mean, std)
+    train = GpuLoader(train_x, train_y, recipe["batch_size"] // world_size, train=True, **common, **augmentation)
+    return Loaders(train, val, GpuLoader(test_x, test_y, 1000, train=False, **common), mean, std)
 
 
 def run_name(conv: str, seed: int, fold: int | None) -> str:

@@ -272,7 +272,8 @@ CHECKS = {
     "optimizer": ((lambda v: v in OPTIMIZERS), f"one of {', '.join(OPTIMIZERS)}"),
     "lr": _number(0, low_open=True),
     "momentum": ((lambda v: v is None or _number(0, 1)[0](v)), "a number >= 0 and < 1 (None for Adam)"),
-    "betas": ((lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 2 and all(_number(0, 1)[0](b) for b in v))),
+    "betas": ((lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 2
+                                       and all(_number(0, 1)[0](b) for b in v))),
               "two numbers >= 0 and < 1, e.g. (0.9, 0.999) (None for SGD)"),
     "weight_decay": _number(0),
     "bn_lr_scale": _number(0, low_open=True),

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from .atomic import atomic_write
 
-METRICS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_top5", "test_loss", "test_accuracy",
-           "test_top5", "lr", "epoch_seconds", "images_per_second")
+METRICS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_top5", "test_loss",
+           "test_accuracy", "test_top5", "lr", "epoch_seconds", "images_per_second")
 
 
 def plural(n: float, word: str) -> str:
@@ -42,7 +42,8 @@ def plot_curves(path: Path, metrics: dict[str, list[list[dict]]]) -> None:
     import matplotlib.ticker
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    split = "val" if any(rows[0].get("val_accuracy") is not None for runs in metrics.values() for rows in runs) else "test"
+    validated = any(rows[0].get("val_accuracy") is not None for runs in metrics.values() for rows in runs)
+    split = "val" if validated else "test"
     for conv, runs in metrics.items():
         epochs = min(len(rows) for rows in runs)
         x = [runs[0][i]["epoch"] for i in range(epochs)]
@@ -79,8 +80,9 @@ def comparison_table(records: list[dict]) -> str:
     torch_seconds = statistics.fmean(r["train_seconds"] for r in by_conv["torch"]) if "torch" in by_conv else None
     tta = any(r.get("tta") for r in records)
     val = any(r.get("val_accuracy") is not None for r in records)
-    lines = [f"{'conv':8s} {'runs':>4s} {'test top-1':>16s} {'test top-5':>16s}" + (f" {'without TTA':>16s}" if tta else "")
-             + (f" {'val top-1':>16s}" if val else "") + f" {'train s':>9s} {'images/s':>9s} {'vs torch':>9s} {'peak MiB':>9s}"]
+    lines = [f"{'conv':8s} {'runs':>4s} {'test top-1':>16s} {'test top-5':>16s}"
+             + (f" {'without TTA':>16s}" if tta else "") + (f" {'val top-1':>16s}" if val else "")
+             + f" {'train s':>9s} {'images/s':>9s} {'vs torch':>9s} {'peak MiB':>9s}"]
     for conv, runs in by_conv.items():
         line = (f"{conv:8s} {len(runs):4d} {_stat([100 * r['test_accuracy'] for r in runs])} "
                 f"{_stat([100 * r['test_top5'] for r in runs if r.get('test_top5') is not None])}")

@@ -5,9 +5,9 @@ The model runs once on one 3x32x32 image in eval mode (with autograd on, so that
 transformer layers run their modules one by one, not their fused fast path), with a forward
 hook on every module.  A row is a module that ran and has no children, or that holds
 parameters of its own or of descendants that never ran as modules (e.g. the output projection
-an ``nn.MultiheadAttention`` calls as a function); every parameter is counted in exactly one row.  A conv's FLOPs are one forward
-pass on one image, 2 * C_out * OH * OW * C_in/g * kH * kW (`ConvLayer.flops`); grad input and
-grad weight each cost as much again.
+an ``nn.MultiheadAttention`` calls as a function); every parameter is counted in exactly one
+row.  A conv's FLOPs are one forward pass on one image, 2 * C_out * OH * OW * C_in/g * kH * kW
+(`ConvLayer.flops`); grad input and grad weight each cost as much again.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def summary(model_name: str, net: dict) -> str:
              f"{'layer':{width}s} {'type':22s} {'output shape':>16s} {'params':>11s} {'conv FLOPs':>14s}"]
     for r in rows:
         flops = f"{r['flops']:,}" if r["flops"] is not None else ""
-        lines.append(f"{r['name']:{width}s} {r['type']:22s} {str(list(r['shape'])):>16s} {r['params']:>11,} {flops:>14s}")
+        shape = str(list(r["shape"]))
+        lines.append(f"{r['name']:{width}s} {r['type']:22s} {shape:>16s} {r['params']:>11,} {flops:>14s}")
     lines.append(f"total: {counted:,} parameters ({sum(p.numel() for p in model.parameters() if p.requires_grad):,} "
                  f"trainable); conv FLOPs {conv_flops:,} per image forward, about 3x that per training step")
     return "\n".join(lines)
