@@ -6,6 +6,7 @@ registers it in a subprocess.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -191,3 +192,105 @@ def test_installed_packages_register_through_the_entry_point_group(tmp_path):
     done = run("-c", code, env={"PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])})
     assert done.returncode == 0, done.stderr
     assert "registered by: entry point fromentrypoint (myconv)" in done.stdout
+
+
+# --- --plugin on the trainer and the benchmark --------------------------------------------------
+
+OTHER_PLUGIN = '''
+import cifarconv
+from cifarconv.backends import custom
+
+cifarconv.register_backend("other", custom.conv2d)
+'''
+
+
+def test_the_trainer_runs_a_plugin_backend_and_its_run_imports_the_plugin_again(tmp_path):
+    """--plugin adds --conv names; config.json records the plugin; --eval and --resume import it
+    again, and stop with one line when it is gone or no longer registers the backend."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from synthetic_cifar import write_cifar
+
+    data = write_cifar(tmp_path / "data", train_per_class=4, test_per_class=2)
+    plugin, out = tmp_path / "wino.py", tmp_path / "run"
+    plugin.write_text(WINOGRAD.read_text())
+    common = ["--device", "cpu", "--data-dir", str(data)]
+    train = ["-m", "cifarconv.train", "--model", "cnn5-padded", "--epochs", "1", "--batch-size", "8", *common]
+
+    done = run(*train, "--conv", "torch,winograd")
+    assert done.returncode == 2 and "unknown conv backend winograd" in done.stderr  # not without the plugin
+    done = run(*train, "--plugin", str(plugin), "--conv", "torch,winograd", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["conv"] == ["torch", "winograd"]
+    assert config["plugins"] == [{"plugin": str(plugin), "path": str(plugin.resolve()), "backends": ["winograd"]}]
+    records = json.loads((out / "results.json").read_text())
+    assert [r["conv"] for r in records] == ["torch", "winograd"]
+
+    evaluate = ["-m", "cifarconv.train", "--eval", str(out), *common]
+    done = run(*evaluate, "--conv", "winograd,torch")  # no --plugin: the run's own
+    assert done.returncode == 0, done.stderr
+    assert "winograd" in done.stdout
+
+    plugin.write_text(OTHER_PLUGIN)
+    done = run(*evaluate, "--conv", "torch")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert (f"the run in {out} used backend 'winograd' from plugin '{plugin}', which no longer registers it "
+            "(it registers: other)") in done.stderr
+
+    plugin.unlink()
+    done = run("-m", "cifarconv.train", "--resume", str(out))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"the run in {out} used plugin '{plugin}', which cannot be imported now" in done.stderr
+    moved = tmp_path / "moved.py"
+    moved.write_text(WINOGRAD.read_text())
+    done = run(*evaluate, "--conv", "winograd", "--plugin", str(moved))  # its new place
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_broken_plugin_is_one_line_for_the_trainer_and_the_benchmark(tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("import cifarconv\nraise ImportError('needs numba')\n")
+    message = f"plugin '{broken}' failed to import: ImportError: needs numba"
+    for done in (run("-m", "cifarconv.train", "--plugin", str(broken), "--summary"),
+                 run(str(ROOT / "benchmarks" / "conv_bench.py"), "--plugin", str(broken), "--quick")):
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert message in done.stderr
+
+
+def test_the_benchmark_times_a_plugin_backend_and_records_the_plugin(tmp_path):
+    out = tmp_path / "bench.json"
+    done = run(str(ROOT / "benchmarks" / "conv_bench.py"), "--device", "cpu", "--plugin", str(WINOGRAD), "--backends",
+               "torch,winograd", "--shape", "2,8,8,8,8,3", "--quick", "--no-model", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert result["settings"]["plugins"] == {str(WINOGRAD): ["winograd"]}
+    rows = [r for r in result["results"] if r["backend"] == "winograd"]
+    assert {r["pass"] for r in rows} >= {"fwd", "dgrad", "wgrad"} and all(r["ms"] > 0 for r in rows)
+
+
+TRANSPOSED_PLUGIN = '''
+import cifarconv
+from cifarconv.backends import custom
+
+
+@cifarconv.register_backend("transposed")
+def conv2d(x, w, bias, stride, padding, dilation, groups):
+    return custom.conv2d(x, w.transpose(-1, -2), bias, stride, padding, dilation, groups)
+'''
+
+
+def test_the_error_benchmark_measures_each_backend_against_float64(tmp_path):
+    """benchmarks/backend_error.py: Winograd's float32 error is torch's order; a wrong backend's is not."""
+    plugin, out = tmp_path / "transposed.py", tmp_path / "err.json"
+    plugin.write_text(TRANSPOSED_PLUGIN)
+    done = run(str(ROOT / "benchmarks" / "backend_error.py"), "--plugin", str(WINOGRAD), "--plugin", str(plugin),
+               "--backends", "torch,winograd,transposed", "--shape", "2,8,8,8,8,3", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    errors = {r["backend"]: r for r in result["results"]}
+    assert set(errors) == {"torch", "winograd", "transposed"}
+    assert result["plugins"] == {str(WINOGRAD): ["winograd"], str(plugin): ["transposed"]}
+    for backend in ("torch", "winograd"):
+        assert all(0 < errors[backend][p] < 1e-5 for p in ("fwd", "dgrad", "wgrad")), errors[backend]
+    assert errors["transposed"]["fwd"] > 0.1  # its forward is wrong; its backward is custom's, right
+    assert errors["transposed"]["dgrad"] < 1e-5

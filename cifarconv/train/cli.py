@@ -26,11 +26,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..registry import BACKENDS, available_backends, unavailable_reason
+from ..registry import BACKENDS, available_backends, names, unavailable_reason
 from . import loop
 from .checkpoint import CheckpointError
 from .evaluate import AMP_DTYPES
 from .models import MODELS
+from .plugins import PluginError, load_plugins
 from .recipes import CHECKS, NAMED_RECIPES, RECIPES, check, recipe, recipe_names
 
 CONFIG_KEYS = ("conv", "model", "recipe", "recipe_name", "seeds", "folds", "device", "amp", "channels_last", "data_dir",
@@ -50,14 +51,15 @@ class Parser(argparse.ArgumentParser):
 # --- command line ----------------------------------------------------------------------------
 
 def conv_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in BACKENDS]
-    if not names or unknown:
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
+    valid = [name for name in names() if name != "auto"]
+    unknown = [name for name in chosen if name not in valid]
+    if not chosen or unknown:
         raise argparse.ArgumentTypeError(f"unknown conv backend {', '.join(unknown) or repr(text)}; "
-                                         f"valid names: {', '.join(BACKENDS)}")
-    if len(set(names)) != len(names):
+                                         f"valid names: {', '.join(valid)} (--plugin FILE adds your own)")
+    if len(set(chosen)) != len(chosen):
         raise argparse.ArgumentTypeError(f"a backend is named twice in {text!r}")
-    return names
+    return chosen
 
 
 def positive(kind, low=0, what="must be positive"):
@@ -106,13 +108,17 @@ def defaults(key: str) -> str:
 def default_convs(device: torch.device) -> list[str]:
     """torch and each of cifarconv's backends that runs natively on the device (not Triton's interpreter)."""
     usable = available_backends(device)
-    return [name for name in BACKENDS if name in usable and not (name == "triton" and device.type == "cpu")]
+    return [name for name, b in BACKENDS.items()
+            if b.builtin and name in usable and not (name == "triton" and device.type == "cpu")]
 
 
 def make_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("--conv", type=conv_list, help=f"backend, or a comma list of: {', '.join(BACKENDS)} (default: torch "
+    p.add_argument("--conv", type=conv_list, help=f"backend, or a comma list of: {', '.join(names())} (default: torch "
                    "and every other backend that runs natively on the device: torch,custom,cpp on the CPU)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="a Python file or module that registers conv backends (cifarconv.register_backend) for --conv; "
+                        "repeatable; recorded in the run's config.json and imported again by --resume and --eval")
     p.add_argument("--model", choices=MODELS, help="the network (default: cnn3 on the CPU and MPS, resnet9 on CUDA)")
     p.add_argument("--recipe", dest="recipe_name", default="default", choices=NAMED_RECIPES, metavar="NAME",
                    help="the model's recipe: default (ours), or source (the seed project's own, for "
@@ -186,8 +192,21 @@ def resolve_device(args, parser: argparse.ArgumentParser, world_size: int, local
 
 
 def parse_args(argv=None, world_size: int = 1, local_rank: int = 0) -> argparse.Namespace:
+    # Plugins first (--plugin, and a resumed or evaluated run's own), so that --conv knows their backends.
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--plugin", action="append", default=[])
+    early.add_argument("--resume", nargs="?", const=True)
+    early.add_argument("--eval")
+    early.add_argument("--out")
+    known, _ = early.parse_known_args(argv)
+    run = known.eval or (known.resume if isinstance(known.resume, str) else known.out if known.resume else None)
+    try:
+        plugins = load_plugins(known.plugin, run)
+    except PluginError as e:
+        Parser(prog=PROG).error(str(e))
     parser = make_parser()
     args = parser.parse_args(argv)
+    args.plugins = plugins
     check_jobs(args, parser)
     if args.resume:
         out = args.resume if isinstance(args.resume, str) else args.out
@@ -286,7 +305,8 @@ def main(argv=None) -> list[dict]:
             shared = [args.out]  # every rank writes under rank 0's timestamp
             dist.broadcast_object_list(shared)
             args.out = shared[0]
-        config = None if args.resume else {k: getattr(args, k) for k in CONFIG_KEYS}  # what --resume reads back
+        # what --resume reads back, and the plugins it imports again
+        config = None if args.resume else {**{k: getattr(args, k) for k in CONFIG_KEYS}, "plugins": args.plugins}
         records = loop.compare(args, rank, world_size, config)
     except CheckpointError as e:
         raise SystemExit(f"error: {e}") from None
