@@ -42,7 +42,8 @@ import cifarconv  # noqa: E402
 from cifarconv.perf import roofline  # noqa: E402
 from cifarconv.perf.layer import PASSES  # noqa: E402  (fwd, dgrad, wgrad; "sum" adds the three)
 from cifarconv.train.models import MODELS  # noqa: E402
-from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
+from cifarconv.registry import (AUTO, PluginError, available_backends, check_name, load_plugin, names, resolve,  # noqa: E402
+                                unavailable_reason)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # A result is correct if max |result - torch's| <= TOLERANCE * max |torch's|.
@@ -88,6 +89,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--channels-last", action="store_true", help="inputs, weights and grads in channels_last")
     p.add_argument("--batch-size", type=int, help="default: 16 on CPU, 512 on CUDA; 2 with --quick")
     p.add_argument("--backends", help="comma-separated (default: all usable on the device); torch is always included")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="a Python file or module that registers conv backends (cifarconv.register_backend); repeatable")
     p.add_argument("--layers", choices=layers.LAYER_SETS, default=layers.DEFAULT_SET,
                    help="whose conv layers (default: resnet18)")
     p.add_argument("--shape", help=f"one layer instead: {layers.SHAPE_FORMAT}; padding defaults to (k-1)//2, "
@@ -133,6 +136,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
     try:
+        args.plugins = {spec: load_plugin(spec) for spec in args.plugin}
+    except PluginError as e:
+        p.error(str(e))
+    try:
         args.backends = pick_backends(args.backends, args.device)
     except ValueError as e:
         p.error(str(e))
@@ -152,7 +159,7 @@ def pick_backends(text: str | None, device: torch.device) -> list[str]:
         except ValueError as e:
             raise ValueError(f"--backends: {e}") from None
         if name == AUTO:
-            raise ValueError(f"--backends: name the backends to compare ({', '.join(BACKENDS)}), not {AUTO!r}")
+            raise ValueError(f"--backends: name the backends to compare ({', '.join(names()[:-1])}), not {AUTO!r}")
         reason = unavailable_reason(name, device)
         if reason is not None:
             raise ValueError(f"--backends: {name!r} cannot run on {device.type} here: {reason}")
@@ -345,7 +352,8 @@ def main(argv=None) -> int:
     first_use = None if args.quick or args.no_compile_time else triton_first_use(work[0][1], s.dtype)
 
     failures = [r for r in records if r["error"] and r["pass"] != "sum"]
-    result = report.run_json(name, report.settings_json(args.backends, s, layer_source), roof, records, first_use)
+    settings = {**report.settings_json(args.backends, s, layer_source), "plugins": args.plugins}  # spec: its backends
+    result = report.run_json(name, settings, roof, records, first_use)
     if args.out:
         report.write_json(args.out, result)
         print(f"\nwrote {args.out}")

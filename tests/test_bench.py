@@ -89,9 +89,12 @@ def test_plot_script(quick_run):
 
 
 def test_layer_sets_follow_the_models():
-    sets = {name: layers.layer_set(name) for name in ("resnet18", "resnet9", "fastnet")}
-    # ResNet-18: stem + 16 block convs + 3 shortcuts; ResNet-9: 8 convs; the fast net: whitening + 6.
-    assert {name: sum(c for _, _, c in s) for name, s in sets.items()} == {"resnet18": 20, "resnet9": 8, "fastnet": 7}
+    sets = {name: layers.layer_set(name) for name in ("resnet18", "resnet9", "fastnet", "cnn3", "cnn5-padded",
+                                                      "cnn5-unpadded", "vit")}
+    # ResNet-18: stem + 16 block convs + 3 shortcuts; ResNet-9: 8 convs; the fast net: whitening + 6; the seed
+    # projects' CNNs: 3 and 5; the ViT: its stem's two 3x3 convs and one 1x1.
+    assert {name: sum(c for _, _, c in s) for name, s in sets.items()} == {
+        "resnet18": 20, "resnet9": 8, "fastnet": 7, "cnn3": 3, "cnn5-padded": 5, "cnn5-unpadded": 5, "vit": 3}
     assert len(sets["resnet18"]) == 11 and len(set(layer for _, layer, _ in sets["resnet18"])) == 11
     names = [layer.name for _, layer, _ in sets["resnet18"]]
     assert names[:3] == ["3->64 k3 s1 32x32", "64->64 k3 s1 32x32", "64->128 k3 s2 32x32"]

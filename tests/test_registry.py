@@ -10,8 +10,8 @@ from cifarconv import registry
 
 
 def test_every_name_is_known():
-    assert cifarconv.NAMES == ("torch", "custom", "cpp", "cuda", "triton", "auto")
-    for name in cifarconv.NAMES:
+    assert cifarconv.names() == ("torch", "custom", "cpp", "cuda", "triton", "auto")
+    for name in cifarconv.names():
         assert registry.check_name(name) == name
 
 
