@@ -1,5 +1,5 @@
-"""The small CNNs of the projects cifarconv grew from (``../shared/seeds/``), built from plain
-``nn.Conv2d`` so that ``cifarconv.convert`` runs every conv on any backend.
+"""The small CNNs of the seed projects (public CIFAR-10 project texts, read by the tests from
+``$CIFARCONV_SEEDS``), built from plain ``nn.Conv2d`` so that ``cifarconv.convert`` runs every conv on any backend.
 
 - ``cnn3``: the "Basic CNN" of ``003_cc1b8323fc3dc935.txt``: three blocks of conv 5x5 (padding 2,
   stride 1) -> ReLU -> max-pool 2, widths 8, 16, 32, then linear 512 -> 64 -> 32 -> 10 with ReLUs

@@ -1,8 +1,8 @@
-"""The seed projects' own recipes (``--recipe source``), value by value from their files in
-``../shared/seeds/``; every key means what it means in recipes.py.
+"""The seed projects' own recipes (``--recipe source``), value by value from their texts (read by
+the tests from ``$CIFARCONV_SEEDS``); every key means what it means in recipes.py.
 
 Each value is marked with where it comes from: a quote of the source, or "silent" where the
-source says nothing and the value is our choice.  ``tests/test_recipes.py`` checks each one
+source says nothing and the value is our choice.  ``tests/test_seed_recipes.py`` checks each one
 against the source's text.  001 publishes no hyperparameters (only its accuracy), and 003's
 from-scratch ViT only "lr 1e-5, a different scheduler, longer training": neither has a source
 recipe.
