@@ -71,14 +71,14 @@ cuda-check:
 	done
 
 # Compile every Triton kernel variant for sm_90 and sm_80 without a GPU
-# (benchmarks/triton_check.py), with the installed Triton and with the oldest supported one.
+# (tools/triton_check.py), with the installed Triton and with the oldest supported one.
 triton-check:
-	$(PYTHON) benchmarks/triton_check.py $(TRITON_CHECK_ARGS)
+	$(PYTHON) tools/triton_check.py $(TRITON_CHECK_ARGS)
 	@test -f $(TRITON_OLDEST_DIR)/triton/__init__.py || \
 	  $(PYTHON) -m pip install --quiet --no-deps --target $(TRITON_OLDEST_DIR) triton==$(TRITON_OLDEST)
-	PYTHONPATH=$(abspath $(TRITON_OLDEST_DIR)) $(PYTHON) benchmarks/triton_check.py $(TRITON_CHECK_ARGS)
+	PYTHONPATH=$(abspath $(TRITON_OLDEST_DIR)) $(PYTHON) tools/triton_check.py $(TRITON_CHECK_ARGS)
 
 # On a machine with a GPU: build for it, run the whole suite on cuda, the benchmarks and a
-# short training; JSON under benchmarks/results/ (benchmarks/gpu_check.sh).
+# short training; JSON under benchmarks/results/ (tools/gpu_check.sh).
 gpu-check:
-	PYTHON=$(PYTHON) bash benchmarks/gpu_check.sh
+	PYTHON=$(PYTHON) bash tools/gpu_check.sh

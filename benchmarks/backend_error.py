@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import conv_bench  # noqa: E402
 import layers  # noqa: E402
+import passes  # noqa: E402
 from report import versions  # noqa: E402
 
 from cifarconv.perf.layer import PASSES  # noqa: E402
@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.device = torch.device(args.device)
     try:
         args.plugins = {spec: load_plugin(spec) for spec in args.plugin}
-        args.backends = conv_bench.pick_backends(args.backends, args.device)
+        args.backends = passes.pick_backends(args.backends, args.device)
         if args.shape is not None:
             args.batch_size, layer = layers.parse_shape(args.shape)
             args.layer_list = [("shape", layer, 1)]
@@ -73,10 +73,10 @@ def layer_errors(layer, batch: int, backends: list[str], device: torch.device) -
         return [t if t is None else t.to(device, dtype) for t in (x, w, b, dy)]
 
     with torch.no_grad():
-        exact = {name: fn() for name, fn in conv_bench.pass_functions("torch", layer, *on(torch.float64),
-                                                                      device).items()}
+        exact = {name: fn() for name, fn in passes.pass_functions("torch", layer, *on(torch.float64),
+                                                                  device).items()}
         return {backend: {name: relative_error(fn(), exact[name])
-                          for name, fn in conv_bench.pass_functions(backend, layer, *on(torch.float32), device).items()}
+                          for name, fn in passes.pass_functions(backend, layer, *on(torch.float32), device).items()}
                 for backend in backends}
 
 

@@ -19,7 +19,7 @@ from cifarconv.precision import conv_allows_tf32
 from cifarconv.train.atomic import atomic_write
 
 if TYPE_CHECKING:
-    from conv_bench import Settings
+    from settings import Settings
 
 # ---------------------------------------------------------------- records
 
