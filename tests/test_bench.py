@@ -79,9 +79,23 @@ def test_quick_run_json(quick_run):
 
 def test_quick_run_table_and_png(quick_run):
     tmp, proc, _ = quick_run
-    assert "TFLOP/s" in proc.stdout and "x torch" in proc.stdout and "train_step" in proc.stdout
+    assert "TFLOP/s" in proc.stdout and "time ÷ torch" in proc.stdout and "train_step" in proc.stdout
     assert "3->64 k3 s1 32x32" in proc.stdout
     assert (tmp / "tmp.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_time_over_torch_is_above_one_for_a_slower_backend():
+    """ratio_to_torch, printed as "time ÷ torch", is the backend's time ÷ torch's: 3 ms against 1 ms is 3."""
+    from report import COLUMNS, add_ratios, record, table_rows
+
+    base = {"model": "m", "layer": "l", "count": 1, "batch_size": 2}
+    records = [record(base, backend, "fwd", ms, 1e9, None, None, None, 0.0, None)
+               for backend, ms in (("torch", 1.0), ("slow", 3.0), ("fast", 0.5))]
+    add_ratios(records)
+    assert [r["ratio_to_torch"] for r in records] == [1.0, 3.0, 0.5]
+    column = COLUMNS.index("time ÷ torch")
+    cells = [row[column:column + len("time ÷ torch")].strip() for row in table_rows(records)]
+    assert cells == ["1.00", "3.00", "0.50"]
 
 
 def test_plot_script(quick_run):

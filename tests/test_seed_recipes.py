@@ -1,9 +1,9 @@
-"""The seed projects' networks and recipes against their own text, value by value: each value is
-read from a quote of its file, and each quote is checked to be in the file where the seed texts
-are found (``$CIFARCONV_SEEDS``; without it that one test is skipped, unless
-``CIFARCONV_REQUIRE_DATA=1``, as CI sets: then it fails).  Then what the sources share and our trainer had to match: torch's
-mean cross-entropy, and Adam's L2 weight decay (not AdamW's); the plateau schedule; the x / 255
-input of 004; and the networks running on every backend through ``convert``."""
+"""The seed projects' networks and recipes against their own text, value by value: each value is read
+from a quote of its file, and each quote is checked to be in the file where the seed texts are found
+(``$CIFARCONV_SEEDS``; without it that one test is skipped, unless ``CIFARCONV_REQUIRE_DATA=1``, as
+CI sets: then it fails). Then what the sources share and our trainer had to match: torch's mean
+cross-entropy, and Adam's L2 weight decay (not AdamW's); the plateau schedule; the x / 255 input of
+004; and the networks running on every backend through ``convert``."""
 
 from __future__ import annotations
 
@@ -147,7 +147,8 @@ def all_quotes() -> list[tuple[str, str]]:
 
 def test_every_quote_is_in_its_seed_file():
     if not (SEEDS and Path(SEEDS).is_dir()):
-        why_not = f"CIFARCONV_SEEDS={SEEDS} is not a folder" if SEEDS else "no seed texts: set CIFARCONV_SEEDS to their folder"
+        why_not = (f"CIFARCONV_SEEDS={SEEDS} is not a folder" if SEEDS
+                   else "no seed texts: set CIFARCONV_SEEDS to their folder")
         (pytest.fail if os.environ.get("CIFARCONV_REQUIRE_DATA") == "1" else pytest.skip)(why_not)
     texts = {key: _squeeze((Path(SEEDS) / name).read_text()) for key, name in FILES.items()}
     missing = [(f, q) for f, q in all_quotes() if _squeeze(q) not in texts[f]]

@@ -57,7 +57,8 @@ def _real_source() -> tuple[Path | None, str]:
         if all((Path(folder) / split).is_dir() for split in PER_SPLIT):
             return Path(folder), ""
         return None, f"CIFARCONV_DATA={folder} holds no train/<class>/ and test/<class>/ image folders"
-    return None, "no real CIFAR-10: set CIFARCONV_CIFAR10 to its .tar.gz of image folders or CIFARCONV_DATA to the folders"
+    return None, ("no real CIFAR-10: set CIFARCONV_CIFAR10 to its .tar.gz of image folders "
+                  "or CIFARCONV_DATA to the folders")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_smoke_two_backends_on_real_images(real_images, tmp_path):
         assert [row["epoch"] for row in rows] == ["1"]
         assert all(math.isfinite(float(rows[0][k])) for k in ("train_loss", "test_loss"))
     assert (out / "curves.png").stat().st_size > 1000
-    assert "vs torch" in (out / "table.txt").read_text() and "without TTA" in (out / "table.txt").read_text()
+    assert "time ÷ torch" in (out / "table.txt").read_text() and "without TTA" in (out / "table.txt").read_text()
     # Nothing but the conv differs: same weights, data and augmentation give the same loss up to rounding.
     losses = [float(read_csv(out / f"{c}-seed0" / "metrics.csv")[0]["train_loss"]) for c in ("torch", "custom")]
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)

@@ -22,6 +22,7 @@ from cifarconv.train.lr_finder import sweep_lrs
 from cifarconv.train.models import MODELS
 from cifarconv.train.pictures import confusion_figure, per_class_figure, predictions_figure
 from cifarconv.train.recipes import RECIPES
+from cifarconv.train.report import add_time_over_torch, comparison_table
 from synthetic_cifar import write_cifar
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -91,6 +92,28 @@ def test_the_generated_set_is_learned_end_to_end(val_run):
         assert r["test_accuracy"] >= 0.5  # 0.71 for both (100 test images, seed 0)
     losses = [float(read_csv(out / f"{c}-seed0" / "metrics.csv")[-1]["train_loss"]) for c in ("torch", "custom")]
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)  # nothing but the conv differs
+    saved = json.loads((out / "results.json").read_text())
+    torch_run, custom_run = saved
+    assert (torch_run["time_over_torch"], custom_run["time_over_torch"]) \
+        == (1.0, pytest.approx(custom_run["train_seconds"] / torch_run["train_seconds"]))
+
+
+def test_time_over_torch_is_above_one_for_a_slower_backend():
+    """The trainer's "time ÷ torch" (table) and time_over_torch (results.json): a backend's training
+    seconds ÷ torch's, so one that takes 2.5 times as long shows 2.50x."""
+    def run_record(conv, seconds):
+        return {"conv": conv, "train_seconds": seconds, "images_per_second": 1000 / seconds, "test_accuracy": 0.5,
+                "test_top5": 0.9, "peak_memory_bytes": None}
+
+    records = [run_record("torch", 10.0), run_record("slow", 25.0), run_record("fast", 5.0)]
+    add_time_over_torch(records)
+    assert [r["time_over_torch"] for r in records] == [1.0, 2.5, 0.5]
+    head, *rows = comparison_table(records).splitlines()
+    column = head.index("time ÷ torch")
+    assert [row[column:column + len("time ÷ torch")].strip() for row in rows] == ["1.00x", "2.50x", "0.50x"]
+    alone = [run_record("slow", 25.0)]
+    add_time_over_torch(alone)
+    assert alone[0]["time_over_torch"] is None and comparison_table(alone).splitlines()[1].split()[-2] == "-"
 
 
 def test_best_checkpoint_is_the_best_validation_epoch(val_run):

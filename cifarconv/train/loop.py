@@ -38,7 +38,7 @@ from .evaluate import AMP_DTYPES, all_sum, evaluate, predict
 from .models import FastNet, build_network
 from .optim import Lookahead, Schedule, make_optimizer
 from .pictures import write_pictures
-from .report import comparison_table, plot_curves, plural, write_json, write_metrics
+from .report import add_time_over_torch, comparison_table, plot_curves, plural, write_json, write_metrics
 
 SUMMED = ("airbench", "per_example")  # conventions whose loss is summed over the batch; "torch": the mean
 GRID_IMAGES = 40  # test images in predictions.png: four of each class
@@ -346,6 +346,8 @@ def compare(args, rank: int, world_size: int, config: dict | None) -> list[dict]
 
     if rank == 0:
         plot_curves(out / "curves.png", metrics)
+        add_time_over_torch(records)
+        write_json(out / "results.json", records)
         table = comparison_table(records)
         (out / "table.txt").write_text(table + "\n")
         tta = f", with TTA level {recipe['tta']}" if recipe["tta"] else ""

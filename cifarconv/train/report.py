@@ -70,19 +70,34 @@ def _stat(percents: list[float], width: int = 16) -> str:
     return f"{statistics.fmean(percents):.2f} ± {statistics.stdev(percents):4.2f} %".rjust(width)
 
 
+def _torch_seconds(records: list[dict]) -> float | None:
+    """torch's training seconds, the mean over its runs; None when torch did not run."""
+    runs = [r["train_seconds"] for r in records if r["conv"] == "torch"]
+    return statistics.fmean(runs) if runs else None
+
+
+def add_time_over_torch(records: list[dict]) -> None:
+    """Set each record's ``time_over_torch``: its training seconds ÷ torch's, so 2.0 took twice
+    as long as torch; None when torch did not run."""
+    torch_seconds = _torch_seconds(records)
+    for r in records:
+        r["time_over_torch"] = r["train_seconds"] / torch_seconds if torch_seconds else None
+
+
 def comparison_table(records: list[dict]) -> str:
     """Per backend, over its runs (seeds and folds): final-epoch test top-1 and top-5 (with the
     recipe's TTA, and top-1 without it beside when the recipe has TTA), the final validation top-1
-    when there is a validation split, training time and speed, relative to torch."""
+    when there is a validation split, training time and speed, and the training time ÷ torch's
+    (above 1: slower than torch)."""
+    torch_seconds = _torch_seconds(records)
     by_conv: dict[str, list[dict]] = {}
     for r in records:
         by_conv.setdefault(r["conv"], []).append(r)
-    torch_seconds = statistics.fmean(r["train_seconds"] for r in by_conv["torch"]) if "torch" in by_conv else None
     tta = any(r.get("tta") for r in records)
     val = any(r.get("val_accuracy") is not None for r in records)
     lines = [f"{'conv':8s} {'runs':>4s} {'test top-1':>16s} {'test top-5':>16s}"
              + (f" {'without TTA':>16s}" if tta else "") + (f" {'val top-1':>16s}" if val else "")
-             + f" {'train s':>9s} {'images/s':>9s} {'vs torch':>9s} {'peak MiB':>9s}"]
+             + f" {'train s':>9s} {'images/s':>9s} {'time ÷ torch':>12s} {'peak MiB':>9s}"]
     for conv, runs in by_conv.items():
         line = (f"{conv:8s} {len(runs):4d} {_stat([100 * r['test_accuracy'] for r in runs])} "
                 f"{_stat([100 * r['test_top5'] for r in runs if r.get('test_top5') is not None])}")
@@ -92,7 +107,7 @@ def comparison_table(records: list[dict]) -> str:
             line += " " + _stat([100 * r["val_accuracy"] for r in runs if r.get("val_accuracy") is not None])
         seconds = statistics.fmean(r["train_seconds"] for r in runs)
         speed = statistics.fmean(r["images_per_second"] for r in runs)
-        relative = f"{torch_seconds / seconds:8.2f}x" if torch_seconds else f"{'-':>9s}"
+        relative = f"{seconds / torch_seconds:11.2f}x" if torch_seconds else f"{'-':>12s}"
         memory = [r["peak_memory_bytes"] for r in runs if r["peak_memory_bytes"] is not None]
         mib = f"{max(memory) / 2**20:9.0f}" if memory else f"{'-':>9s}"
         lines.append(f"{line} {seconds:9.1f} {speed:9.0f} {relative} {mib}")
