@@ -46,7 +46,7 @@ def add_ratios(records: list[dict]) -> None:
 # ---------------------------------------------------------------- the printed table
 
 COLUMNS = (f"{'model':9s} {'layer':24s} {'n':>2s} {'pass':10s} {'backend':8s} {'ms':>9s} {'TFLOP/s':>8s} "
-           f"{'time ÷ torch':>12s} "
+           f"{'time ÷ torch':>13s} "
            f"{'floor ms':>9s} {'floor %':>8s} {'im2col ms':>9s} {'x im2col':>8s} {'peak MiB':>9s}")
 LEGEND = ("ms: median per call; time ÷ torch: ms / torch's ms (above 1: slower than torch);\n"
           "floor: the roofline's least time; floor %: floor / ms;\n"
@@ -84,7 +84,7 @@ def table_rows(records: list[dict]) -> list[str]:
             width = int(fmt.split(".")[0])
             return f"{'-':>{width}s}" if value is None else format(value * scale, fmt)
         efficiency = r["floor_ms"] / r["ms"] * 100 if r["floor_ms"] is not None else None
-        rows.append(f"{head} {num(r['ms'], '9.3f')} {num(r['tflops'], '8.3g')} {num(r['ratio_to_torch'], '12.2f')} "
+        rows.append(f"{head} {num(r['ms'], '9.3f')} {num(r['tflops'], '8.3g')} {num(r['ratio_to_torch'], '13.2f')} "
                     f"{num(r['floor_ms'], '9.3f')} {num(efficiency, '8.1f')} "
                     f"{num(r['im2col_floor_ms'], '9.3f')} {num(r['ratio_to_im2col_floor'], '8.2f')} "
                     f"{num(r['peak_memory_bytes'], '9.1f', 2**-20)}")

@@ -97,7 +97,7 @@ def comparison_table(records: list[dict]) -> str:
     val = any(r.get("val_accuracy") is not None for r in records)
     lines = [f"{'conv':8s} {'runs':>4s} {'test top-1':>16s} {'test top-5':>16s}"
              + (f" {'without TTA':>16s}" if tta else "") + (f" {'val top-1':>16s}" if val else "")
-             + f" {'train s':>9s} {'images/s':>9s} {'time ÷ torch':>12s} {'peak MiB':>9s}"]
+             + f" {'train s':>9s} {'images/s':>9s} {'time ÷ torch':>13s} {'peak MiB':>9s}"]
     for conv, runs in by_conv.items():
         line = (f"{conv:8s} {len(runs):4d} {_stat([100 * r['test_accuracy'] for r in runs])} "
                 f"{_stat([100 * r['test_top5'] for r in runs if r.get('test_top5') is not None])}")
@@ -107,7 +107,7 @@ def comparison_table(records: list[dict]) -> str:
             line += " " + _stat([100 * r["val_accuracy"] for r in runs if r.get("val_accuracy") is not None])
         seconds = statistics.fmean(r["train_seconds"] for r in runs)
         speed = statistics.fmean(r["images_per_second"] for r in runs)
-        relative = f"{seconds / torch_seconds:11.2f}x" if torch_seconds else f"{'-':>12s}"
+        relative = f"{seconds / torch_seconds:12.2f}x" if torch_seconds else f"{'-':>13s}"
         memory = [r["peak_memory_bytes"] for r in runs if r["peak_memory_bytes"] is not None]
         mib = f"{max(memory) / 2**20:9.0f}" if memory else f"{'-':>9s}"
         lines.append(f"{line} {seconds:9.1f} {speed:9.0f} {relative} {mib}")
