@@ -7,9 +7,13 @@
   comments claim.  A block that needs what a CPU test run lacks is marked on the line
   before its fence: ``<!-- doc-test: skip (needs a CUDA GPU) -->``; the marks are few and
   each says what the block needs.
-* Every ``python -m cifarconv...``, ``python benchmarks/...`` and ``make ...`` command
-  shown in a non-``python`` fence names only flags its ``--help`` lists and targets the
-  Makefile has.  Fences carry a language tag.
+* Every ``python -m cifarconv...``, ``python benchmarks/...``, ``python tools/...`` and
+  ``make ...`` command shown in a non-``python`` fence names only flags its ``--help`` lists
+  and targets the Makefile has.  Fences carry a language tag.
+* A table marked ``<!-- from: benchmarks/results/FILE.json -->`` on the line before it is what
+  that file gives: a benchmark run's ``benchmarks/summary.py`` table, a training run's
+  comparison table as the trainer prints it.  Every committed result file is described in
+  benchmarks/results/README.md.
 """
 
 from __future__ import annotations
@@ -164,3 +168,36 @@ def test_commands_name_existing_flags_and_targets(doc):
         wrong += [f"line {line}: {' '.join(command)} {flag}" for flag in sorted(flags)
                   if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text)]
     assert wrong == [], f"{doc.relative_to(ROOT)}: commands with flags or targets that do not exist: {wrong}"
+
+
+# -- tables made from committed result files ----------------------------------------------
+
+FROM = re.compile(r"^<!-- from: (?P<path>\S+) -->\n(?P<block>```[^\n]*\n.*?^```|(?:\|[^\n]*\n?)+)", re.M | re.S)
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def table_of(path: Path) -> str:
+    """The table a committed result file gives (see the module docstring)."""
+    run = json.loads(path.read_text())
+    if "results" in run and "settings" in run:  # benchmarks/conv_bench.py --out
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from summary import summary
+        return summary(run)
+    from cifarconv.train.report import comparison_table
+    return comparison_table(run["records"] if "records" in run else [run["result"]])
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=ids(DOCS))
+def test_tables_from_result_files_match_their_files(doc):
+    stale = []
+    for m in FROM.finditer(doc.read_text()):
+        block = m["block"].strip().removeprefix("```text").removesuffix("```").strip()
+        if table_of(ROOT / m["path"]) not in block:
+            stale.append(m["path"])
+    assert stale == [], f"{doc.relative_to(ROOT)}: tables that no longer match their result files: {stale}"
+
+
+def test_every_result_file_is_described():
+    described = (RESULTS / "README.md").read_text()
+    missing = [p.name for p in sorted(RESULTS.iterdir()) if p.name != "README.md" and f"`{p.name}`" not in described]
+    assert missing == [], f"benchmarks/results/README.md does not describe {missing}"
