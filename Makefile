@@ -14,12 +14,28 @@ TRITON_OLDEST ?= 3.6.0
 TRITON_OLDEST_DIR ?= build/triton-$(TRITON_OLDEST)
 TRITON_CHECK_ARGS ?=
 
-.PHONY: setup run test train cuda-check triton-check gpu-check
+.PHONY: setup install run test train cuda-check triton-check gpu-check
+
+# `make setup` installs once, then again only when what the build reads (setup.py,
+# pyproject.toml, csrc/) changed, or when $(PYTHON) no longer imports this checkout with
+# its extension and pytest; the stamp names the interpreter it installed into.
+SETUP_STAMP := build/setup.stamp
+BUILD_INPUTS := setup.py pyproject.toml csrc
+INSTALLED := import pathlib, sys, cifarconv._C, pytest; \
+	assert pathlib.Path(cifarconv._C.__file__).resolve().parent == pathlib.Path("cifarconv").resolve(); \
+	print(sys.executable)
 
 setup:
+	@if [ -f $(SETUP_STAMP) ] && [ -z "$$(find $(BUILD_INPUTS) -newer $(SETUP_STAMP) | head -n 1)" ] \
+	    && [ "$$($(PYTHON) -c '$(INSTALLED)' 2>/dev/null)" = "$$(cat $(SETUP_STAMP))" ]; then \
+	  echo "make setup: installed and up to date (remove $(SETUP_STAMP) to reinstall)"; \
+	else $(MAKE) --no-print-directory install; fi
+
+install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "$(TORCH_SPEC)"
 	$(PYTHON) -m pip install "setuptools>=64" ninja
 	$(PYTHON) -m pip install --no-build-isolation -e ".[train,test]"
+	@mkdir -p build && $(PYTHON) -c '$(INSTALLED)' > $(SETUP_STAMP)
 
 run: setup
 	$(PYTHON) -m cifarconv
@@ -55,14 +71,14 @@ cuda-check:
 	done
 
 # Compile every Triton kernel variant for sm_90 and sm_80 without a GPU
-# (benchmarks/triton_check.py), with the installed Triton and with the oldest supported one.
+# (tools/triton_check.py), with the installed Triton and with the oldest supported one.
 triton-check:
-	$(PYTHON) benchmarks/triton_check.py $(TRITON_CHECK_ARGS)
+	$(PYTHON) tools/triton_check.py $(TRITON_CHECK_ARGS)
 	@test -f $(TRITON_OLDEST_DIR)/triton/__init__.py || \
 	  $(PYTHON) -m pip install --quiet --no-deps --target $(TRITON_OLDEST_DIR) triton==$(TRITON_OLDEST)
-	PYTHONPATH=$(abspath $(TRITON_OLDEST_DIR)) $(PYTHON) benchmarks/triton_check.py $(TRITON_CHECK_ARGS)
+	PYTHONPATH=$(abspath $(TRITON_OLDEST_DIR)) $(PYTHON) tools/triton_check.py $(TRITON_CHECK_ARGS)
 
 # On a machine with a GPU: build for it, run the whole suite on cuda, the benchmarks and a
-# short training; JSON under benchmarks/results/ (benchmarks/gpu_check.sh).
+# short training; JSON under benchmarks/results/ (tools/gpu_check.sh).
 gpu-check:
-	PYTHON=$(PYTHON) bash benchmarks/gpu_check.sh
+	PYTHON=$(PYTHON) bash tools/gpu_check.sh

@@ -17,7 +17,7 @@ import torch
 from cifarconv.perf import timing
 
 if TYPE_CHECKING:
-    from conv_bench import Settings
+    from settings import Settings
 
 
 @dataclass(frozen=True)

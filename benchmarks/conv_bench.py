@@ -29,7 +29,6 @@ import os
 import subprocess
 import sys
 import warnings
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -42,44 +41,19 @@ import floor  # noqa: E402
 import layers  # noqa: E402
 import report  # noqa: E402
 from checked_timing import check_and_time, safe_call  # noqa: E402
-from report import COLUMNS, add_ratios, record, table_rows  # noqa: E402, F401  (COLUMNS: the tests read it here)
+from passes import pass_functions, pick_backends  # noqa: E402
+from report import add_ratios, record, table_rows  # noqa: E402
+from settings import Settings  # noqa: E402
 
 import cifarconv  # noqa: E402
 from cifarconv.perf import roofline  # noqa: E402
 from cifarconv.perf.layer import PASSES  # noqa: E402  (fwd, dgrad, wgrad; "sum" adds the three)
 from cifarconv.train.models import MODELS  # noqa: E402
-from cifarconv.registry import AUTO, BACKENDS, available_backends, check_name, resolve, unavailable_reason  # noqa: E402
+from cifarconv.registry import PluginError, load_plugin  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# A result is correct if max |result - torch's| <= TOLERANCE * max |torch's|.
-TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 2e-2, torch.float16: 2e-2}
-# float32 on CUDA: torch's cuDNN conv uses TF32 by default, and so does every backend then
-# (cifarconv.precision); each rounds its inputs to 10 mantissa bits, so two sides may differ by a few
-# 1e-4 of the largest value.
-CUDA_FLOAT32_TOLERANCE = 5e-3
 MODEL_TOLERANCE_FACTOR = 10  # the training step's logits pass through 20 convs, so rounding compounds
 QUICK_LAYERS = 3
-
-
-@dataclass(frozen=True)
-class Settings:
-    device: torch.device
-    dtype: torch.dtype
-    channels_last: bool
-    batch_size: int
-    warmup: int
-    reps: int
-    quick: bool
-
-    @property
-    def tolerance(self) -> float:
-        if self.dtype == torch.float32 and self.device.type == "cuda":
-            return CUDA_FLOAT32_TOLERANCE
-        return TOLERANCE[self.dtype]
-
-    def prepare(self, t: torch.Tensor) -> torch.Tensor:
-        t = t.to(device=self.device, dtype=self.dtype)
-        return t.contiguous(memory_format=torch.channels_last) if self.channels_last and t.dim() == 4 else t
 
 
 # ---------------------------------------------------------------- command line
@@ -96,6 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--backends", help="comma-separated (default: all usable on the device); torch is always included")
     p.add_argument("--cpu-gemm", help="CPU: the GEMM paths to time cpp on, one row each, e.g. aten,avx512 "
                                       "(default: aten and auto, the widest own path this CPU runs)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                   help="a Python file or module that registers conv backends (cifarconv.register_backend); repeatable")
     p.add_argument("--layers", choices=layers.LAYER_SETS, default=layers.DEFAULT_SET,
                    help="whose conv layers (default: resnet18)")
     p.add_argument("--shape", help=f"one layer instead: {layers.SHAPE_FORMAT}; padding defaults to (k-1)//2, "
@@ -141,6 +117,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.warmup < 0:
         p.error("--warmup must be >= 0")
     try:
+        args.plugins = {spec: load_plugin(spec) for spec in args.plugin}
+    except PluginError as e:
+        p.error(str(e))
+    try:
         args.backends = pick_backends(args.backends, args.device)
         args.backends = cpu_gemm_rows(args.backends, args.cpu_gemm, args.device)
     except ValueError as e:
@@ -148,24 +128,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.plot is True:
         args.plot = args.out.with_suffix(".png") if args.out else Path("conv_bench.png")
     return args
-
-
-def pick_backends(text: str | None, device: torch.device) -> list[str]:
-    """The backends to run, torch first (it is the reference); a clear error for a bad or unusable name."""
-    if text is None:
-        return available_backends(device)
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    for name in names:
-        try:
-            check_name(name)
-        except ValueError as e:
-            raise ValueError(f"--backends: {e}") from None
-        if name == AUTO:
-            raise ValueError(f"--backends: name the backends to compare ({', '.join(BACKENDS)}), not {AUTO!r}")
-        reason = unavailable_reason(name, device)
-        if reason is not None:
-            raise ValueError(f"--backends: {name!r} cannot run on {device.type} here: {reason}")
-    return ["torch"] + [n for n in dict.fromkeys(names) if n != "torch"]
 
 
 def cpu_gemm_rows(backends: list[str], text: str | None, device: torch.device) -> list[str]:
@@ -189,38 +151,6 @@ def cpu_gemm_rows(backends: list[str], text: str | None, device: torch.device) -
 
 
 # ---------------------------------------------------------------- one layer
-
-def ops_for(backend: str, device: torch.device):
-    """The backend's op family (tests replace this to plant a wrong backend)."""
-    return resolve(cpu_gemm.backend_name(backend), device)
-
-
-def pass_functions(backend: str, layer: layers.ConvLayer, x, w, b, dy, device) -> dict:
-    """One zero-argument callable per pass, each returning a tuple of result tensors.
-
-    The passes call the backend's ops directly, with no autograd graph around them:
-    ``conv2d``, ``conv2d_grad_input`` and ``conv2d_grad_weight`` of its op family; for
-    torch, ``F.conv2d`` and ``aten.convolution_backward`` with one output selected.
-    """
-    conv = (layer.stride, layer.padding, layer.dilation, layer.groups)
-    wgrad_outputs = 2 if layer.bias else 1  # grad weight, and grad bias if the layer has one
-    ops = ops_for(backend, device)
-    if backend == "torch":
-        def backward(mask):
-            return torch.ops.aten.convolution_backward(
-                dy, x, w, [layer.c_out] if layer.bias else None, *conv[:3], False, [0, 0], layer.groups, mask)
-        return {
-            "fwd": lambda: (ops.conv2d(x, w, b, *conv),),
-            "dgrad": lambda: (backward([True, False, False])[0],),
-            "wgrad": lambda: tuple(backward([False, True, layer.bias])[1:1 + wgrad_outputs]),
-        }
-    fns = {
-        "fwd": lambda: (ops.conv2d(x, w, b, *conv),),
-        "dgrad": lambda: (ops.conv2d_grad_input(dy, w, layer.hw, *conv),),
-        "wgrad": lambda: tuple(ops.conv2d_grad_weight(dy, x, layer.kernel, *conv, layer.bias)[:wgrad_outputs]),
-    }
-    return {name: cpu_gemm.on_path(backend, fn) for name, fn in fns.items()}
-
 
 # The key, beside (backend, pass), under which a pass's im2col-floor GEMM is timed.
 FLOOR_GEMM = "im2col floor GEMM"
@@ -326,14 +256,15 @@ TRITON_CHECK_DTYPE = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float
 
 def triton_first_use(layer: layers.ConvLayer, dtype: torch.dtype) -> dict | None:
     """What the first use of a new conv geometry costs the triton backend: compiling its forward,
-    grad-input and grad-weight kernels for sm_90, as the backend picks them (benchmarks/triton_check.py,
+    grad-input and grad-weight kernels for sm_90, as the backend picks them (tools/triton_check.py,
     in its own process, on this machine's CPU, with an empty Triton cache).  On a GPU the records'
     ``first_call_ms`` give the same cost measured in place."""
     if importlib.util.find_spec("triton") is None or layer.kernel[0] != layer.kernel[1]:
         return None
     spec = f"{layer.c_in},{layer.c_out},{layer.hw[0]},{layer.kernel[0]},{layer.stride[0]},{layer.padding[0]}"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, str(Path(__file__).with_name("triton_check.py")), "--first-use", spec,
+    check = Path(__file__).resolve().parents[1] / "tools" / "triton_check.py"
+    done = subprocess.run([sys.executable, str(check), "--first-use", spec,
                            "--dtype", TRITON_CHECK_DTYPE.get(dtype, "bf16")], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         print(f"triton first use of {layer.name}: compile check failed:\n{done.stderr[-2000:]}", file=sys.stderr)
@@ -380,8 +311,8 @@ def main(argv=None) -> int:
     first_use = None if args.quick or args.no_compile_time else triton_first_use(work[0][1], s.dtype)
 
     failures = [r for r in records if r["error"] and r["pass"] != "sum"]
-    result = report.run_json(name, report.settings_json(args.backends, s, layer_source), roof, records, first_use,
-                             machine)
+    settings = {**report.settings_json(args.backends, s, layer_source), "plugins": args.plugins}  # spec: its backends
+    result = report.run_json(name, settings, roof, records, first_use, machine)
     if args.out:
         report.write_json(args.out, result)
         print(f"\nwrote {args.out}")

@@ -22,14 +22,15 @@ import argparse
 import datetime
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import conv_bench  # noqa: E402
 import report  # noqa: E402
 
 PASSES = ("fwd", "dgrad", "wgrad", "sum")
+CONV_BENCH = Path(__file__).resolve().with_name("conv_bench.py")
 LAYOUTS = {"nchw": [], "channels_last": ["--channels-last"]}
 
 
@@ -108,7 +109,7 @@ def run(args) -> dict:
             argv = ["--device", "cpu", "--backends", "torch,cpp", "--cpu-gemm", args.cpu_gemm, "--layers", s["layers"],
                     "--batch-size", str(s["batch_size"]), "--warmup", str(args.warmup), "--reps", str(args.reps),
                     "--no-model", "--no-compile-time", "--out", str(tmp), *LAYOUTS[s["layout"]]]
-            if conv_bench.main(argv) != 0:
+            if subprocess.run([sys.executable, str(CONV_BENCH), *argv]).returncode != 0:
                 raise SystemExit(f"conv_bench.py {' '.join(argv)} failed")
             results[i].append(json.loads(tmp.read_text()))
     tmp.unlink(missing_ok=True)

@@ -19,20 +19,9 @@ DEFAULT_SET = "resnet18"
 SHAPE_FORMAT = "N,C_in,H,W,C_out,k[,stride[,padding]]"
 
 
-def _seed_layer(c_in: int, c_out: int, k: int, padding: int, side: int) -> ConvLayer:
-    return ConvLayer(c_in, c_out, (k, k), (1, 1), (padding, padding), (1, 1), 1, True, (side, side))
-
-
-# The seed projects' small CNNs (../shared/seeds/, as cifarconv/train builds them): their
-# conv layers with bias, stride 1, each followed by ReLU and (where the side halves) a 2x2 pool.
-SEED_LAYERS = {
-    # 003's "Basic CNN": three 5x5 convs, padding 2, widths 8, 16, 32, on 32, 16, 8 pixels
-    "cnn3": [_seed_layer(3, 8, 5, 2, 32), _seed_layer(8, 16, 5, 2, 16), _seed_layer(16, 32, 5, 2, 8)],
-    # 004's ConvNet (001's with conv5 unpadded): 3x3 convs, widths 8, 32, 64, 128, 256
-    "cnn5-padded": [_seed_layer(3, 8, 3, 1, 32), _seed_layer(8, 32, 3, 1, 32), _seed_layer(32, 64, 3, 1, 16),
-                    _seed_layer(64, 128, 3, 1, 16), _seed_layer(128, 256, 3, 1, 8)],
-    "cnn5-unpadded": [_seed_layer(128, 256, 3, 0, 8)],  # the one layer that differs from cnn5-padded
-}
+# The seed projects' small CNNs (cifarconv/train/cnn.py): cnn3's 5x5 convs and cnn5's 3x3 convs,
+# with cnn5-unpadded's one layer that differs from cnn5-padded's.
+SEED_MODELS = ("cnn3", "cnn5-padded", "cnn5-unpadded")
 LAYER_SETS = (*MODELS, "seeds", "all")  # resnet9, resnet18, fastnet, seeds, all
 
 
@@ -51,7 +40,11 @@ def layer_set(name: str) -> list[tuple[str, ConvLayer, int]]:
     if name not in LAYER_SETS:
         raise ValueError(f"unknown layer set {name!r}; choose one of {', '.join(LAYER_SETS)}")
     if name == "seeds":
-        return [(model, layer, 1) for model, found in SEED_LAYERS.items() for layer in found]
+        seen, found = set(), []
+        for model in SEED_MODELS:
+            found += [(model, layer, count) for layer, count in model_layers(model) if layer not in seen]
+            seen.update(layer for _, layer, _ in found)
+        return found
     models = list(MODELS) if name == "all" else [name]
     return [(m, layer, count) for m in models for layer, count in model_layers(m)]
 

@@ -19,7 +19,7 @@ from cifarconv.precision import conv_allows_tf32
 from cifarconv.train.atomic import atomic_write
 
 if TYPE_CHECKING:
-    from conv_bench import Settings
+    from settings import Settings
 
 # ---------------------------------------------------------------- records
 
@@ -54,9 +54,10 @@ def add_peak_fractions(records: list[dict], peak_gflops: float | None) -> None:
 # ---------------------------------------------------------------- the printed table
 
 COLUMNS = (f"{'model':9s} {'layer':24s} {'n':>2s} {'pass':10s} {'backend':11s} {'ms':>9s} {'TFLOP/s':>8s} "
-           f"{'GFLOP/s':>8s} {'% peak':>6s} {'x torch':>8s} {'floor ms':>9s} {'floor %':>8s} {'im2col ms':>9s} "
+           f"{'GFLOP/s':>8s} {'% peak':>6s} {'time ÷ torch':>13s} {'floor ms':>9s} {'floor %':>8s} {'im2col ms':>9s} "
            f"{'x im2col':>8s} {'peak MiB':>9s}")
-LEGEND = ("ms: median per call; % peak: GFLOP/s / the FMA peak measured above (CPU); x torch: ms / torch's ms;\n"
+LEGEND = ("ms: median per call; % peak: GFLOP/s / the FMA peak measured above (CPU); "
+          "time ÷ torch: ms / torch's ms (above 1: slower than torch);\n"
           "floor: the roofline's least time; floor %: floor / ms; im2col: the explicit-im2col floor (columns written "
           "and read once at the copy bandwidth + the pass's GEMM, timed here); x im2col: ms / that floor\n")
 
@@ -92,7 +93,7 @@ def table_rows(records: list[dict]) -> list[str]:
             return f"{'-':>{width}s}" if value is None else format(value * scale, fmt)
         efficiency = r["floor_ms"] / r["ms"] * 100 if r["floor_ms"] is not None else None
         rows.append(f"{head} {num(r['ms'], '9.3f')} {num(r['tflops'], '8.3g')} {num(r.get('gflops'), '8.1f')} "
-                    f"{num(r.get('fma_peak_fraction'), '6.1f', 100.0)} {num(r['ratio_to_torch'], '8.2f')} "
+                    f"{num(r.get('fma_peak_fraction'), '6.1f', 100.0)} {num(r['ratio_to_torch'], '13.2f')} "
                     f"{num(r['floor_ms'], '9.3f')} {num(efficiency, '8.1f')} "
                     f"{num(r['im2col_floor_ms'], '9.3f')} {num(r['ratio_to_im2col_floor'], '8.2f')} "
                     f"{num(r['peak_memory_bytes'], '9.1f', 2**-20)}")

@@ -14,7 +14,7 @@ class Conv2d(nn.Conv2d):
     """Drop-in ``torch.nn.Conv2d``: same constructor, parameters, init, state_dict and repr.
 
     The extra keyword-only ``backend`` picks who computes the convolution (see
-    ``cifarconv.registry.NAMES``); it is an attribute you may change at any time.
+    ``cifarconv.names()``); it is an attribute you may change at any time.
     """
 
     def __init__(self, *args, backend: str = AUTO, **kwargs):

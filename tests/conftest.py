@@ -33,6 +33,14 @@ REQUIRED = {name for name in os.environ.get("CIFARCONV_REQUIRE_BACKENDS", "").sp
 INTERPRETED = {("triton", "cpu")}
 
 
+def check_params(name: str):
+    """Parametrize a test over the params of `cifarconv.testing.CHECKS[name]`, with their ids."""
+    from cifarconv.testing import CHECKS
+
+    params = CHECKS[name].params
+    return pytest.mark.parametrize("param", [p for _, p in params], ids=[i for i, _ in params])
+
+
 @pytest.fixture
 def interpreted(backend, device) -> bool:
     return (backend, device) in INTERPRETED

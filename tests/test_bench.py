@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -17,6 +18,8 @@ BENCH = ROOT / "benchmarks"
 sys.path.insert(0, str(BENCH))
 import conv_bench  # noqa: E402
 import layers  # noqa: E402
+import passes  # noqa: E402
+from settings import TOLERANCE, Settings  # noqa: E402
 
 from cifarconv.perf import roofline  # noqa: E402
 
@@ -29,7 +32,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")  # one thread: a smoke run, steady on a shared 2-core machine
-    return subprocess.run([sys.executable, str(BENCH / script), *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 
 
@@ -37,7 +40,7 @@ def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProces
 def quick_run(tmp_path_factory):
     """What CI runs: the README's --quick CPU command with JSON and PNG output."""
     tmp = tmp_path_factory.mktemp("bench")
-    proc = run_script("conv_bench.py", "--device", "cpu", "--backends", "torch,custom", "--quick",
+    proc = run_script("benchmarks/conv_bench.py", "--device", "cpu", "--backends", "torch,custom", "--quick",
                       "--out", "tmp.json", "--plot", "tmp.png", cwd=tmp)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return tmp, proc, json.loads((tmp / "tmp.json").read_text())
@@ -64,7 +67,7 @@ def test_quick_run_json(quick_run):
         if r["backend"] == "torch":
             assert r["ratio_to_torch"] == 1.0
         else:
-            assert r["max_rel_error"] <= conv_bench.TOLERANCE[torch.float32]
+            assert r["max_rel_error"] <= TOLERANCE[torch.float32]
     for backend in ("torch", "custom"):
         for name in layer_names:
             ms = {r["pass"]: r["ms"] for r in conv if r["backend"] == backend and r["layer"] == name}
@@ -76,22 +79,39 @@ def test_quick_run_json(quick_run):
 
 def test_quick_run_table_and_png(quick_run):
     tmp, proc, _ = quick_run
-    assert "TFLOP/s" in proc.stdout and "x torch" in proc.stdout and "train_step" in proc.stdout
+    assert "TFLOP/s" in proc.stdout and "time ÷ torch" in proc.stdout and "train_step" in proc.stdout
     assert "3->64 k3 s1 32x32" in proc.stdout
     assert (tmp / "tmp.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_time_over_torch_is_above_one_for_a_slower_backend():
+    """ratio_to_torch, printed as "time ÷ torch", is the backend's time ÷ torch's: 3 ms against 1 ms is 3."""
+    from report import COLUMNS, add_ratios, record, table_rows
+
+    base = {"model": "m", "layer": "l", "count": 1, "batch_size": 2}
+    records = [record(base, backend, "fwd", ms, 1e9, None, None, None, 0.0, None)
+               for backend, ms in (("torch", 1.0), ("slow", 3.0), ("fast", 0.5))]
+    add_ratios(records)
+    assert [r["ratio_to_torch"] for r in records] == [1.0, 3.0, 0.5]
+    column = COLUMNS.index("time ÷ torch")
+    cells = [row[column:column + len("time ÷ torch")].strip() for row in table_rows(records)]
+    assert cells == ["1.00", "3.00", "0.50"]
+
+
 def test_plot_script(quick_run):
     tmp, _, _ = quick_run
-    proc = run_script("plot.py", "tmp.json", cwd=tmp)
+    proc = run_script("benchmarks/plot.py", "tmp.json", cwd=tmp)
     assert proc.returncode == 0, proc.stderr
     assert (tmp / "tmp.png").read_bytes()[:8] == PNG_MAGIC  # the JSON's path with .png
 
 
 def test_layer_sets_follow_the_models():
-    sets = {name: layers.layer_set(name) for name in ("resnet18", "resnet9", "fastnet")}
-    # ResNet-18: stem + 16 block convs + 3 shortcuts; ResNet-9: 8 convs; the fast net: whitening + 6.
-    assert {name: sum(c for _, _, c in s) for name, s in sets.items()} == {"resnet18": 20, "resnet9": 8, "fastnet": 7}
+    sets = {name: layers.layer_set(name) for name in ("resnet18", "resnet9", "fastnet", "cnn3", "cnn5-padded",
+                                                      "cnn5-unpadded", "vit")}
+    # ResNet-18: stem + 16 block convs + 3 shortcuts; ResNet-9: 8 convs; the fast net: whitening + 6; the seed
+    # projects' CNNs: 3 and 5; the ViT: its stem's two 3x3 convs and one 1x1.
+    assert {name: sum(c for _, _, c in s) for name, s in sets.items()} == {
+        "resnet18": 20, "resnet9": 8, "fastnet": 7, "cnn3": 3, "cnn5-padded": 5, "cnn5-unpadded": 5, "vit": 3}
     assert len(sets["resnet18"]) == 11 and len(set(layer for _, layer, _ in sets["resnet18"])) == 11
     names = [layer.name for _, layer, _ in sets["resnet18"]]
     assert names[:3] == ["3->64 k3 s1 32x32", "64->64 k3 s1 32x32", "64->128 k3 s2 32x32"]
@@ -121,6 +141,18 @@ def test_shape_errors_are_clear(text, message):
         layers.parse_shape(text)
 
 
+def test_no_benchmark_module_imports_conv_bench():
+    """conv_bench.py is an entry point: no module beside it imports it (they import what they use
+    from where it lives: settings.py, passes.py, report.py ...)."""
+    importers = []
+    for path in sorted(BENCH.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) else []
+            importers += [path.name for name in names if name == "conv_bench"]
+    assert importers == []
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--shape", "8,64,32"], "--shape wants N,C_in,H,W,C_out,k"),
     (["--shape", "8,64,32,32,64,3", "--batch-size", "4"], "sets the batch size to 8"),
@@ -138,7 +170,7 @@ def test_bad_flags(argv, message, capsys):
 @pytest.fixture
 def wrong_custom(monkeypatch):
     """Make ``custom``'s forward return zeros; its other ops stay right."""
-    real = conv_bench.ops_for
+    real = passes.ops_for
 
     def ops_for(backend, device):
         ops = real(backend, device)
@@ -146,12 +178,12 @@ def wrong_custom(monkeypatch):
             return ops
         return SimpleNamespace(conv2d=lambda x, w, b, *conv: torch.zeros_like(ops.conv2d(x, w, b, *conv)),
                                conv2d_grad_input=ops.conv2d_grad_input, conv2d_grad_weight=ops.conv2d_grad_weight)
-    monkeypatch.setattr(conv_bench, "ops_for", ops_for)
+    monkeypatch.setattr(passes, "ops_for", ops_for)  # where pass_functions looks it up
 
 
 def test_wrong_kernel_gets_no_time(wrong_custom):
     batch, layer = layers.parse_shape("2,8,8,8,8,3")
-    s = conv_bench.Settings(torch.device("cpu"), torch.float32, False, batch, warmup=0, reps=1, quick=True)
+    s = Settings(torch.device("cpu"), torch.float32, False, batch, warmup=0, reps=1, quick=True)
     roof = roofline.Roofline(peak_tflops=1.0, bandwidth_gbs=1.0, matmul_n=1, copy_bytes=1)
     records = {(r["backend"], r["pass"]): r for r in conv_bench.bench_layer("shape", layer, 1, ["torch", "custom"],
                                                                             s, roof)}
@@ -173,7 +205,7 @@ def test_wrong_kernel_fails_the_run(wrong_custom, capsys):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_DEBUG and /proc are Linux's")
 def test_bad_calls_report_on_cpu(tmp_path):
-    """`make gpu-check`'s first check (benchmarks/bad_calls.py), run on the CPU build for one
+    """`make gpu-check`'s first check (tools/bad_calls.py), run on the CPU build for one
     call: it raises cleanly, and the report names where the extension's std::ostream
     integer formatting (what the crashing messages had in common) was bound."""
     from cifarconv.registry import unavailable_reason
@@ -183,7 +215,7 @@ def test_bad_calls_report_on_cpu(tmp_path):
     if reason is not None:
         (pytest.fail if "cpp" in REQUIRED else pytest.skip)(f"the extension is not built: {reason}")
     out = tmp_path / "bad-calls.json"
-    proc = run_script("bad_calls.py", "--device", "cpu", "--only", "channels", "--out", str(out), cwd=ROOT)
+    proc = run_script("tools/bad_calls.py", "--device", "cpu", "--only", "channels", "--out", str(out), cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     assert [c["id"].split("::")[-1] for c in report["calls"]] == ["test_ops_reject_bad_arguments[cpp-cpu-channels]"]

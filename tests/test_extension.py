@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import cifarconv
-from cases import Case
+from cifarconv.testing.cases import Case
 from cifarconv.ops import OP_NAMES, SCHEMAS
 
 pytestmark = pytest.mark.backends("cpp", "cuda")

@@ -13,6 +13,8 @@ sys.path.insert(0, str(BENCH))
 import conv_bench  # noqa: E402
 import floor  # noqa: E402
 import layers  # noqa: E402
+from report import COLUMNS, table_rows  # noqa: E402
+from settings import Settings  # noqa: E402
 from cifarconv.perf import roofline  # noqa: E402
 
 
@@ -49,7 +51,7 @@ def test_records_carry_the_floor_and_the_ratio_to_it():
     """One small layer through the benchmark: every pass has its floor, at least the column
     traffic, and ms / floor; the sum record adds the passes' floors."""
     batch, layer = layers.parse_shape("2,8,8,8,8,3")
-    s = conv_bench.Settings(torch.device("cpu"), torch.float32, False, batch, warmup=1, reps=3, quick=True)
+    s = Settings(torch.device("cpu"), torch.float32, False, batch, warmup=1, reps=3, quick=True)
     roof = roofline.Roofline(peak_tflops=1.0, bandwidth_gbs=10.0, matmul_n=1, copy_bytes=1)
     records = conv_bench.bench_layer("shape", layer, 1, ["torch", "custom"], s, roof)
     traffic_ms = 2 * floor.column_bytes(layer, batch, 4) / 10e9 * 1e3
@@ -61,5 +63,5 @@ def test_records_carry_the_floor_and_the_ratio_to_it():
         else:
             assert r["im2col_floor_ms"] > traffic_ms
         assert r["ratio_to_im2col_floor"] == pytest.approx(r["ms"] / r["im2col_floor_ms"])
-    table = "\n".join(conv_bench.table_rows(records))
-    assert "im2col" in conv_bench.COLUMNS and f"{records[0]['ratio_to_im2col_floor']:8.2f}" in table
+    table = "\n".join(table_rows(records))
+    assert "im2col" in COLUMNS and f"{records[0]['ratio_to_im2col_floor']:8.2f}" in table

@@ -1,7 +1,7 @@
 """The float32 precision policy (`cifarconv.precision`), checked without a GPU.
 
 Fake CUDA tensors carry a device and a dtype but no data, which is all the policy reads.
-On a GPU, tests/test_conv2d.py checks the numbers in both modes (tests/fp32.py).
+On a GPU, tests/test_conv2d.py checks the numbers in both modes (cifarconv/testing/fp32.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-import fp32
+from cifarconv.testing import fp32
 from cifarconv.precision import conv_allows_tf32, conv_matmul_precision, uses_tf32
 
 

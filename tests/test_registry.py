@@ -10,8 +10,8 @@ from cifarconv import registry
 
 
 def test_every_name_is_known():
-    assert cifarconv.NAMES == ("torch", "custom", "cpp", "cuda", "triton", "auto")
-    for name in cifarconv.NAMES:
+    assert cifarconv.names() == ("torch", "custom", "cpp", "cuda", "triton", "auto")
+    for name in cifarconv.names():
         assert registry.check_name(name) == name
 
 
@@ -42,3 +42,25 @@ def test_wrong_device_names_the_backend_to_use():
     assert "use backend 'cpp' for cpu tensors" in registry.unavailable_reason("cuda", "cpu")
     with pytest.raises(RuntimeError, match="conv backend 'cuda' cannot run on cpu tensors here: .*use backend 'cpp'"):
         cifarconv.conv2d(torch.randn(1, 1, 3, 3), torch.randn(1, 1, 1, 1), backend="cuda")
+
+
+def test_without_triton_the_backend_says_how_to_get_it():
+    """triton is an extra on a CPU torch: cifarconv imports without it, and the triton
+    backend names the extra to install."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['triton'] = None\n"  # makes `import triton` fail as if not installed
+        "import cifarconv\n"
+        "from cifarconv.registry import unavailable_reason\n"
+        "print(unavailable_reason('triton', 'cpu'))\n"
+        "print(cifarconv.available_backends('cpu'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    reason, available = done.stdout.splitlines()
+    assert 'triton is not installed: pip install "cifarconv[triton]"' in reason
+    assert "triton" not in available and "custom" in available

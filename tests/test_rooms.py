@@ -13,7 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "cifarconv"
-APPLICATIONS = ("cifarconv.train", "cifarconv.explain")  # packages inside cifarconv/ that are not the library
+APPLICATIONS = ("cifarconv.train", "cifarconv.explain", "cifarconv.check")  # packages inside cifarconv/ that are not the library
 
 
 def module_name(path: Path) -> str:

@@ -1,7 +1,13 @@
-"""The trainer end to end on the CPU: a smoke run on real CIFAR-10 images from ../shared/data,
-the recipe's epoch-level rules (a fractional epoch count, the whitening bias frozen after 3
-epochs), resume after an interruption, the recipe picked by model and overridden by flags,
-and bad flags giving clear errors."""
+"""The trainer end to end on the CPU: a smoke run on real CIFAR-10 images, the recipe's
+epoch-level rules (a fractional epoch count, the whitening bias frozen after 3 epochs), resume
+after an interruption, the recipe picked by model and overridden by flags, and bad flags giving
+clear errors.
+
+The real images come from ``$CIFARCONV_CIFAR10`` (a .tar.gz of ``train/<class>/`` and
+``test/<class>/`` images, such as the JPEG copy of CIFAR-10) or ``$CIFARCONV_DATA`` (those image
+folders).  Without either, the tests that need them are skipped with that reason, unless
+``CIFARCONV_REQUIRE_DATA=1`` (CI sets it): then they fail.  tests/test_train_features.py
+trains end to end on a generated data set either way."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -19,23 +26,49 @@ import torch
 from cifarconv.train import cli, loop
 from cifarconv.train.recipes import RECIPES
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_ARCHIVE = Path(os.environ.get("CIFARCONV_SHARED_DATA", REPO.parent / "shared" / "data")) / "cifar10-jpg.tar.gz"
+PER_SPLIT = {"train": 20, "test": 10}  # images taken per class
+
+
+def _from_archive(archive: Path, dest: Path) -> None:
+    taken = Counter()
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            split, *rest = member.name.split("/")
+            if member.isfile() and len(rest) == 2 and split in PER_SPLIT and taken[split, rest[0]] < PER_SPLIT[split]:
+                taken[split, rest[0]] += 1
+                tar.extract(member, dest, filter="data")
+
+
+def _from_folders(source: Path, dest: Path) -> None:
+    for split, count in PER_SPLIT.items():
+        for label in sorted(p for p in (source / split).iterdir() if p.is_dir()):
+            (dest / split / label.name).mkdir(parents=True)
+            for image in sorted(f for f in label.iterdir() if f.is_file())[:count]:
+                shutil.copy(image, dest / split / label.name / image.name)
+
+
+def _real_source() -> tuple[Path | None, str]:
+    """(archive or image folder, "") when the real data is found, else (None, why not)."""
+    if archive := os.environ.get("CIFARCONV_CIFAR10"):
+        if Path(archive).is_file():
+            return Path(archive), ""
+        return None, f"CIFARCONV_CIFAR10={archive} is not a file"
+    if folder := os.environ.get("CIFARCONV_DATA"):
+        if all((Path(folder) / split).is_dir() for split in PER_SPLIT):
+            return Path(folder), ""
+        return None, f"CIFARCONV_DATA={folder} holds no train/<class>/ and test/<class>/ image folders"
+    return None, ("no real CIFAR-10: set CIFARCONV_CIFAR10 to its .tar.gz of image folders "
+                  "or CIFARCONV_DATA to the folders")
 
 
 @pytest.fixture(scope="module")
 def real_images(tmp_path_factory):
-    """A few hundred real CIFAR-10 images (JPEG copy): 20 train and 10 test per class, in image folders."""
-    if not SHARED_ARCHIVE.is_file():  # CI has ../shared beside the clone: missing data is a failure, not a skip
-        pytest.fail(f"the shared CIFAR-10 archive is missing: {SHARED_ARCHIVE} (set CIFARCONV_SHARED_DATA)")
-    root, taken = tmp_path_factory.mktemp("cifar-jpg"), Counter()
-    with tarfile.open(SHARED_ARCHIVE, "r:gz") as tar:
-        for member in tar:
-            if member.isfile():
-                split, label = member.name.split("/")[:2]
-                if taken[split, label] < (20 if split == "train" else 10):
-                    taken[split, label] += 1
-                    tar.extract(member, root, filter="data")
+    """A few hundred real CIFAR-10 images: 20 train and 10 test per class, in image folders."""
+    source, why_not = _real_source()
+    if source is None:  # CIFARCONV_REQUIRE_DATA=1 (CI): missing data is a failure, never a skip
+        (pytest.fail if os.environ.get("CIFARCONV_REQUIRE_DATA") == "1" else pytest.skip)(why_not)
+    root = tmp_path_factory.mktemp("cifar-real")
+    (_from_folders if source.is_dir() else _from_archive)(source, root)
     return root
 
 
@@ -64,7 +97,7 @@ def test_smoke_two_backends_on_real_images(real_images, tmp_path):
         assert [row["epoch"] for row in rows] == ["1"]
         assert all(math.isfinite(float(rows[0][k])) for k in ("train_loss", "test_loss"))
     assert (out / "curves.png").stat().st_size > 1000
-    assert "vs torch" in (out / "table.txt").read_text() and "without TTA" in (out / "table.txt").read_text()
+    assert "time ÷ torch" in (out / "table.txt").read_text() and "without TTA" in (out / "table.txt").read_text()
     # Nothing but the conv differs: same weights, data and augmentation give the same loss up to rounding.
     losses = [float(read_csv(out / f"{c}-seed0" / "metrics.csv")[0]["train_loss"]) for c in ("torch", "custom")]
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)

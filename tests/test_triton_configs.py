@@ -26,7 +26,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import fp32
+from cifarconv.testing import fp32
 
 pytest.importorskip("triton")
 from cifarconv.triton_kernels import common, conv_dgrad, conv_fwd, conv_wgrad  # noqa: E402

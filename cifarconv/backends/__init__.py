@@ -1,7 +1,9 @@
-"""One module per backend; each provides ``OPS`` (an OpFamily) and ``unavailable_reason(device)``.
+"""The built-in backends, one module each; each provides ``OPS`` (an OpFamily, or None where
+it cannot be defined here) and ``unavailable_reason(device)``.
 
 Each module guards its optional dependency (``cifarconv._C``, ``triton``), so all of them
-import on any machine; `cifarconv.registry` names them.
+import on any machine; `cifarconv.registry` registers them with `register_backend`, as any
+plugin registers its own.
 """
 
 from . import custom, extension, torch_reference, triton

@@ -26,7 +26,8 @@ try:
     import triton  # noqa: F401
 except ImportError as e:
     _TRITON_MISSING: Optional[str] = (
-        "triton is not installed (pip install triton)"
+        "triton is not installed: pip install \"cifarconv[triton]\" (a CUDA build of torch brings it; "
+        "with a CPU torch it runs only in its interpreter, for tests)"
         if e.name == "triton"
         else f"triton could not be imported ({e})"
     )
@@ -47,8 +48,6 @@ def unavailable_reason(device: torch.device) -> Optional[str]:
             f"Triton {triton.__version__}'s interpreter fails with NumPy {numpy.__version__} (it calls int() on "
             "1-element arrays, an error since NumPy 2.4): use Triton >= 3.7 or NumPy < 2.4"
         )
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return "no CUDA GPU is available (torch.cuda.is_available() is False)"
     return None
 
 

@@ -21,7 +21,7 @@ from ..args import same_padding
 from ..perf import roofline
 from ..perf.extract import distinct, layers_of
 from ..perf.layer import ConvLayer
-from ..registry import NAMES, check_name, resolve
+from ..registry import check_name, names, resolve
 from ..train.models import MODELS  # the trainer's models: the only import of them in the explainer
 from . import figures, proof, text
 
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--batch-size", type=int, metavar="N", help=f"with --model (default {MODEL_BATCH})")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="element type: bytes, and the proof")
     p.add_argument("--backend", default="custom", metavar="NAME",
-                   help=f"whose unfold the proof runs: {', '.join(NAMES)} (default custom)")
+                   help=f"whose unfold the proof runs: {', '.join(names())} (default custom)")
     p.add_argument("--device", metavar="DEV", help="run the proof here and measure its roofline (cpu, cuda, cuda:1)")
     p.add_argument("--peak-tflops", type=float, metavar="T",
                    help="a known peak instead of measuring (with --bandwidth-gbs)")

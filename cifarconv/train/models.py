@@ -5,6 +5,8 @@
 - ``fastnet``: airbench94's net (KellerJordan/cifar10-airbench legacy/airbench94.py ``make_net``):
   a frozen 2x2 whitening conv set from the training images' patches, then three blocks of
   conv-pool-BN-GELU-conv-BN-GELU.
+- ``cnn3``, ``cnn5-padded``, ``cnn5-unpadded``: the seed projects' small CNNs (cnn.py).
+- ``vit``: a small ViT with a convolutional stem (vit.py).
 
 Each network's settings (BatchNorm eps and momentum, output scale, ...) are in its recipe's
 ``net`` entry (recipes.py); ``MODELS[name]()`` builds the network with them.
@@ -17,7 +19,9 @@ import functools
 import torch
 from torch import nn
 
+from .cnn import cnn3, cnn5
 from .recipes import RECIPES
+from .vit import ConvStemViT
 
 
 class Mul(nn.Module):
@@ -125,5 +129,11 @@ class FastNet(nn.Sequential):
         self.whiten.bias.zero_()
 
 
-BUILDERS = {"resnet9": resnet9, "resnet18": resnet18, "fastnet": FastNet}
+BUILDERS = {"resnet9": resnet9, "resnet18": resnet18, "fastnet": FastNet, "cnn3": cnn3, "cnn5-padded": cnn5,
+            "cnn5-unpadded": cnn5, "vit": ConvStemViT}
 MODELS = {name: functools.partial(build, **RECIPES[name]["net"]) for name, build in BUILDERS.items()}
+
+
+def build_network(name: str, net: dict) -> nn.Module:
+    """Network ``name`` with the settings ``net`` (a recipe's ``net`` entry, or one saved with weights)."""
+    return BUILDERS[name](**net)

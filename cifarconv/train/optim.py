@@ -1,5 +1,6 @@
-"""How the weights move: the optimiser's parameter groups, the lr factor per step, Page's
-Nesterov SGD, and airbench94's lookahead.  The recipe's units are explained in recipes.py."""
+"""How the weights move: the optimiser's parameter groups, the lr factor per step (or on a
+plateau), Page's Nesterov SGD, Adam, and airbench94's lookahead.  The recipe's units are
+explained in recipes.py."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ from torch import nn
 
 
 def step_sizes(recipe: dict) -> tuple[float, float]:
-    """(torch's lr, the weight decay per step) at lr factor 1, from the recipe's own units.
+    """(torch's lr, torch's weight_decay) of the main parameter group at lr factor 1, from the
+    recipe's own units.
 
-    Torch's SGD decays by lr * weight_decay per step, so a group is given
-    ``weight_decay = decay / its lr``: the same decay per step whatever its lr."""
+    Torch's SGD decays by lr * weight_decay per step, so a group with s times the lr is given
+    weight_decay / s: the same decay per step whatever its lr (see `parameter_groups`)."""
     lr, wd, batch = recipe["lr"], recipe["weight_decay"], recipe["batch_size"]
     if recipe["convention"] == "airbench":
         # Nesterov momentum m makes steady steps 1 + 1/(1 - m) times the gradient; airbench divides that out.
+        # Its decay per step, wd * batch / kilostep, is lr / kilostep times wd * batch / lr.
         kilostep = 1024 * (1 + 1 / (1 - recipe["momentum"]))
-        return lr / kilostep, wd * batch / kilostep
-    return lr / batch, lr * wd  # per_example: summed loss, so lr / batch; weight_decay * batch at that lr
+        return lr / kilostep, wd * batch / lr
+    if recipe["convention"] == "torch":
+        return lr, wd  # torch's own values
+    return lr / batch, wd * batch  # per_example: summed loss, so lr / batch; the decay per step is lr * wd
 
 
 def parameter_groups(model: nn.Module, recipe: dict) -> list[dict]:
@@ -25,14 +30,14 @@ def parameter_groups(model: nn.Module, recipe: dict) -> list[dict]:
 
     A parameter frozen later (the whitening bias) stays in its group: with no gradient, the
     optimisers skip it."""
-    lr, decay = step_sizes(recipe)
+    lr, weight_decay = step_sizes(recipe)
     bn = [p for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
           for p in m.parameters(recurse=False) if p.requires_grad]
     in_bn = {id(p) for p in bn}
     other = [p for p in model.parameters() if p.requires_grad and id(p) not in in_bn]
-    groups = [dict(params=bn, lr=lr * recipe["bn_lr_scale"]), dict(params=other, lr=lr)]
-    for group in groups:
-        group["weight_decay"] = decay / group["lr"]
+    scale = recipe["bn_lr_scale"]
+    groups = [dict(params=bn, lr=lr * scale, weight_decay=weight_decay / scale),
+              dict(params=other, lr=lr, weight_decay=weight_decay)]
     return [group for group in groups if group["params"]]
 
 
@@ -87,9 +92,46 @@ class PageSGD(torch.optim.Optimizer):
 
 def make_optimizer(model: nn.Module, recipe: dict) -> torch.optim.Optimizer:
     groups = parameter_groups(model, recipe)
-    if recipe["optimizer"] == "page_sgd":
-        return PageSGD(groups, lr=groups[0]["lr"], momentum=recipe["momentum"])
-    return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=recipe["momentum"], nesterov=True)
+    kind, lr = recipe["optimizer"], groups[0]["lr"]
+    if kind == "page_sgd":
+        return PageSGD(groups, lr=lr, momentum=recipe["momentum"])
+    if kind == "adam":  # weight_decay: L2, added to the gradient before the moments (not decoupled)
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(recipe["betas"]))
+    if kind == "adamw":  # weight_decay: decoupled, w -= lr * weight_decay * w
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(recipe["betas"]))
+    return torch.optim.SGD(groups, lr=lr, momentum=recipe["momentum"], nesterov=True)
+
+
+class Schedule:
+    """The recipe's lr schedule: the piecewise-linear factor per step (LambdaLR), or, with
+    ``plateau_factor`` > 0, torch's ReduceLROnPlateau (mode max) stepped once per epoch on the
+    accuracy the caller watches (validation, else training: see recipes.py)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, recipe: dict, total_steps: int):
+        self.per_step = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(recipe, total_steps))
+        self.plateau = None
+        if recipe["plateau_factor"]:
+            # LambdaLR set the lr to lr * the (constant) factor; from here on only the plateau changes it.
+            self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=recipe["plateau_factor"], patience=recipe["plateau_patience"],
+                threshold=recipe["plateau_threshold"])
+
+    def after_step(self) -> None:
+        if self.plateau is None:
+            self.per_step.step()
+
+    def after_epoch(self, watched_accuracy: float) -> None:
+        if self.plateau is not None:
+            self.plateau.step(watched_accuracy)
+
+    def state_dict(self) -> dict:
+        return {"per_step": self.per_step.state_dict(),
+                "plateau": None if self.plateau is None else self.plateau.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.per_step.load_state_dict(state["per_step"])
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state["plateau"])
 
 
 class Lookahead:

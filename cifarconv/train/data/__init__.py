@@ -76,9 +76,13 @@ def load_cifar10(data_dir: str | os.PathLike, download_missing: bool = True, url
     if source is None:
         if not download_missing:
             raise DataError(f"no CIFAR-10 found in {data_dir}: {layouts_help(data_dir)}")
+        created = [folder for folder in (data_dir, *data_dir.parents) if not folder.exists()]  # the download's mkdir
         try:
             download(url, data_dir / Path(url).name, md5)
         except OSError as e:  # offline, refused, not found, unwritable folder
+            for folder in created:  # leave no empty folder behind (a later run would find it and still no data)
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
             raise DataError(f"no CIFAR-10 found in {data_dir}, and downloading {url} failed ({e}). "
                             f"To train offline, {layouts_help(data_dir)}") from e
         source = find_source(data_dir)

@@ -3,7 +3,7 @@
 #
 #   1. build the extension for this machine's GPU;
 #   2. the extension's bad-argument calls, each in its own process, with the libraries its C++
-#      standard-library symbols bind to, and a backtrace of any crash (benchmarks/bad_calls.py);
+#      standard-library symbols bind to, and a backtrace of any crash (tools/bad_calls.py);
 #   3. the whole test suite on cuda (every backend required), in parallel when pytest-xdist is there;
 #   4. benchmarks/conv_bench.py: ResNet-18's layers, bf16 channels_last, then fp32 (TF32 as cuDNN);
 #   5. a short side-by-side training (CIFAR-10 from $CIFARCONV_DATA, default ./data);
@@ -33,7 +33,7 @@ step() {  # step NAME SECONDS COMMAND...: run one step with a time limit, record
 step build 240 env TORCH_CUDA_ARCH_LIST="$arch" MAX_JOBS=8 \
   $PYTHON -m pip install --quiet --no-build-isolation --no-deps -e .
 
-step bad-calls 180 $PYTHON benchmarks/bad_calls.py --device cuda --out "$RESULTS/$device-bad-calls.json"
+step bad-calls 180 $PYTHON tools/bad_calls.py --device cuda --out "$RESULTS/$device-bad-calls.json"
 
 parallel=()
 $PYTHON -c 'import xdist' 2>/dev/null && parallel=(-n 8)

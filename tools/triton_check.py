@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Compile every Triton kernel of the backend for a GPU, without one: `make triton-check`.
 
-    python benchmarks/triton_check.py                  # every variant, sm_90 and sm_80
-    python benchmarks/triton_check.py --quick          # one geometry, the chosen tile per dtype (CI)
-    python benchmarks/triton_check.py --arch 90 --json out.json
-    python benchmarks/triton_check.py --first-use 64,128,32,3,2,1 --dtype bf16   # one new geometry's cost
+    python tools/triton_check.py                       # every variant, sm_90 and sm_80
+    python tools/triton_check.py --quick               # one geometry, the chosen tile per dtype (CI)
+    python tools/triton_check.py --arch 90 --json out.json
+    python tools/triton_check.py --first-use 64,128,32,3,2,1 --dtype bf16   # one new geometry's cost
 
 A variant is one kernel as the backend really launches it: the backend's own host code runs
 on meta tensors (shapes and strides, no memory, no GPU) standing in for CUDA tensors, for a

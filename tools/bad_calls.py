@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The extension's bad-argument calls, each in its own process: `make gpu-check`'s first check.
 
-    python benchmarks/bad_calls.py --device cuda --out benchmarks/results/<device>-bad-calls.json
-    python benchmarks/bad_calls.py --device cpu --only channels     # the same machinery on CPU
+    python tools/bad_calls.py --device cuda --out benchmarks/results/<device>-bad-calls.json
+    python tools/bad_calls.py --device cpu --only channels     # the same machinery on CPU
 
 On an H100, five of the extension's CUDA calls with bad arguments crashed the process
 instead of raising; all five format integers into their message, the one that raised
