@@ -40,7 +40,7 @@
 #include <vector>
 
 #include "chunks.h"
-#include "columns.h"
+#include "im2col.h"
 
 namespace cifarconv {
 namespace {

@@ -1,11 +1,11 @@
 // The three conv passes on cifarconv's own CPU GEMM (conv_gemm_cpu.cpp), registered with
-// the CPU's column kernels (columns_cpu.cpp).  Each returns false when it does not take the
+// the CPU's column kernels (im2col_cpu.cpp).  Each returns false when it does not take the
 // call: a dtype other than float32, or the at::mm path chosen (gemm/select.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
-#include "../columns.h"
+#include "../im2col.h"
 
 namespace cifarconv {
 

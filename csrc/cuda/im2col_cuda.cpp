@@ -1,6 +1,6 @@
 // Torch glue for the CUDA im2col / col2im kernels: dtype dispatch, the device guard,
 // the current stream, a checked launch -- and the registration of the five ops for
-// CUDA tensors.  The kernels themselves are in columns_kernel.cu.
+// CUDA tensors.  The kernels themselves are in im2col_kernel.cu.
 
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -9,8 +9,8 @@
 #include <cuda_fp16.h>
 #include <torch/library.h>
 
-#include "../columns.h"
-#include "columns_kernel.h"
+#include "../im2col.h"
+#include "im2col_kernel.h"
 
 namespace cifarconv {
 namespace {

@@ -1,6 +1,6 @@
 // The extension's five ops, written once for every device on top of two device kernels.
 //
-// A device brings im2col and col2im (cpu/columns_cpu.cpp, cuda/columns_cuda.cpp) and hands
+// A device brings im2col and col2im (cpu/im2col_cpu.cpp, cuda/im2col_cuda.cpp) and hands
 // them to register_conv_ops in its TORCH_LIBRARY_IMPL block; the ops themselves, in
 // conv2d.cpp, turn them into im2col + GEMM (at::mm: MKL/oneDNN GEMM on CPU, cuBLAS on CUDA).
 // A device may also bring whole passes that need no column matrix (the CPU: its own packed

@@ -20,7 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "columns_kernel.h"
+#include "im2col_kernel.h"
 
 namespace cifarconv {
 namespace {

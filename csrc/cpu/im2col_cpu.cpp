@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "../column_geometry.h"
-#include "../columns.h"
+#include "../im2col.h"
 #include "conv_gemm_cpu.h"
 
 namespace cifarconv {
