@@ -271,7 +271,7 @@ def interpreter_note(args) -> None:
     if "triton" in args.conv and args.torch_device.type == "cpu":
         print("note: --conv triton on the CPU runs Triton's interpreter (TRITON_INTERPRET=1), which exists for tests: "
               "it emulates every kernel launch in numpy, thousands of times slower than torch (a cnn5-padded training "
-              "step: about 8 s per image on 2 cores, torch under 2 ms; docs/train.md); give it a few hundred images "
+              "step: about 7 s per image on 2 cores, torch under 2 ms; docs/train.md); give it a few dozen images "
               "(--limit-train, --limit-test), or run it on a GPU",
               file=sys.stderr, flush=True)
 
