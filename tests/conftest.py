@@ -96,3 +96,19 @@ def pytest_collection_modifyitems(config, items):
     missing = REQUIRED - set(OWN_BACKENDS)
     if missing:
         raise pytest.UsageError(f"CIFARCONV_REQUIRE_BACKENDS names no backend of cifarconv's own: {sorted(missing)}")
+
+
+@pytest.fixture
+def killed_after_first_checkpoint(monkeypatch):
+    """The trainer dies (KeyboardInterrupt) right after it saves epoch 1's checkpoint, as a killed
+    run would; call the returned function to let it save normally again."""
+    from cifarconv.train import loop
+
+    save = loop.save_checkpoint
+
+    def save_then_die(*args):
+        save(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    return lambda: monkeypatch.setattr(loop, "save_checkpoint", save)

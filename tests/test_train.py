@@ -103,24 +103,18 @@ def test_smoke_two_backends_on_real_images(real_images, tmp_path):
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)
 
 
-def test_resume_continues_from_the_last_epoch(real_images, tmp_path, monkeypatch, capsys):
+def test_resume_continues_from_the_last_epoch(real_images, tmp_path, monkeypatch, killed_after_first_checkpoint,
+                                             capsys):
     out = tmp_path / "out"
     # 6 steps an epoch, 12 in all: lookahead updates at steps 5 and 10 and the last, across the interruption.
     flags = ("--conv", "torch", "--model", "fastnet", "--device", "cpu", "--epochs", "2", "--batch-size", "10",
              "--limit-train", "60", "--limit-test", "30", "--data-dir", real_images)
-    save = loop.save_checkpoint
-
-    def save_then_die(*args):
-        save(*args)
-        raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(*flags, "--out", out)
     first = read_csv(out / "torch-seed0" / "metrics.csv")
     assert [row["epoch"] for row in first] == ["1"] and not (out / "results.json").exists()
 
-    monkeypatch.setattr(loop, "save_checkpoint", save)
+    killed_after_first_checkpoint()  # saves normally again
     with pytest.raises(SystemExit):
         run(*flags, "--out", out)
     assert "already holds a run: continue it with --resume" in capsys.readouterr().err

@@ -443,20 +443,13 @@ def test_scores_per_class():
     assert math.isnan(Scores(0, 0, 0, [[0, 0], [0, 1]]).per_class[0])
 
 
-def test_resume_keeps_the_best_validation_epoch(data_dir, tmp_path, monkeypatch):
+def test_resume_keeps_the_best_validation_epoch(data_dir, tmp_path, killed_after_first_checkpoint):
     flags = ("--conv", "torch", "--epochs", "3", "--batch-size", "32", "--val", "50", "--device", "cpu",
              "--data-dir", data_dir)
-    save = loop.save_checkpoint
-
-    def save_then_die(*args):
-        save(*args)
-        raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
-
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         run(*flags, "--out", tmp_path / "killed")
     assert torch.load(tmp_path / "killed" / "torch-seed0" / "best.pt", weights_only=True)["epoch"] == 1
-    monkeypatch.setattr(loop, "save_checkpoint", save)
+    killed_after_first_checkpoint()  # saves normally again
     (resumed,) = run("--resume", tmp_path / "killed")
     (whole,) = run(*flags, "--out", tmp_path / "whole")
     same = ("best_epoch", "best_val_accuracy", "val_accuracy", "test_accuracy", "test_top5", "confusion")
