@@ -109,6 +109,14 @@ bool force_index64() {
   return true;
 }
 
+// The extension's settings, checked on every call whichever kernels run, so that a bad
+// value is an error wherever it is set (a device's whole-pass kernels, such as the CPU's
+// packed GEMM, read neither).
+void check_settings() {
+  force_index64();
+  user_workspace_bytes();
+}
+
 // The geometry of `image` and its columns: channel-major (K x columns, col_l = 1) with
 // row stride col_k, or pixel-major (one row of G K entries per output pixel, col_k = 1).
 ColumnGeometry geometry(const Tensor& image, IntArrayRef kernel, IntArrayRef stride, IntArrayRef padding,
@@ -232,6 +240,7 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const std::optional<Ten
   if (K == 0) {  // no input channels: nothing to sum, y is the bias
     return has_bias ? out.copy_(bias->view({1, c_out, 1, 1}).expand_as(out)) : out.zero_();
   }
+  check_settings();
   if (ops.forward != nullptr &&
       ops.forward(input, weight, has_bias ? &*bias : nullptr, out, {kernel, stride, padding, dilation, G})) {
     return out;
@@ -312,6 +321,7 @@ Tensor conv2d_grad_input(const Tensor& grad_output, const Tensor& weight, IntArr
   Tensor dx = at::empty({n, c_in, input_size[0], input_size[1]}, dy.options().memory_format(activation_format(dy)));
   if (dx.numel() == 0) return dx;
   if (M == 0) return dx.zero_();  // no output channels: nothing reaches dx
+  check_settings();
   if (ops.grad_input != nullptr && ops.grad_input(dy, weight, dx, {kernel, stride, padding, dilation, G})) return dx;
 
   if (G == 1 && is_pointwise(kernel, stride, padding)) {
@@ -379,6 +389,7 @@ std::tuple<Tensor, Tensor> conv2d_grad_weight(const Tensor& grad_output, const T
   const int64_t L = oh * ow, M = c_out / G, K = c_in / G * kernel[0] * kernel[1];
   const std::vector<int64_t> weight_size{c_out, c_in / G, kernel[0], kernel[1]};
 
+  check_settings();
   if (n > 0 && K > 0 && M > 0 && ops.grad_weight != nullptr) {  // the bias's gradient folded into the GEMM
     Tensor dw = at::empty(weight_size, input.options());
     Tensor db = at::empty({bias ? c_out : 0}, input.options());
