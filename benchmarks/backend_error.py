@@ -61,13 +61,7 @@ def relative_error(got: tuple, want: tuple) -> float:
 
 def layer_errors(layer, batch: int, backends: list[str], device: torch.device) -> dict:
     """{backend: {pass: relative error of its float32 result against torch's float64}}."""
-    g = torch.Generator().manual_seed(0)
-    shapes = layer.shapes(batch)
-    fan_in = (layer.c_in // layer.groups) * layer.kernel[0] * layer.kernel[1]
-    x = torch.randn(shapes["input"], generator=g)
-    w = torch.randn(shapes["weight"], generator=g) / fan_in**0.5
-    b = torch.randn(layer.c_out, generator=g) if layer.bias else None
-    dy = torch.randn(shapes["output"], generator=g)
+    x, w, b, dy = passes.layer_inputs(layer, batch)
 
     def on(dtype):
         return [t if t is None else t.to(device, dtype) for t in (x, w, b, dy)]

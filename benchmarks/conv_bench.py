@@ -41,7 +41,7 @@ import floor  # noqa: E402
 import layers  # noqa: E402
 import report  # noqa: E402
 from checked_timing import check_and_time, safe_call  # noqa: E402
-from passes import pass_functions, pick_backends  # noqa: E402
+from passes import layer_inputs, pass_functions, pick_backends  # noqa: E402
 from report import add_ratios, record, table_rows  # noqa: E402
 from settings import Settings  # noqa: E402
 
@@ -160,13 +160,7 @@ def bench_layer(model: str, layer: layers.ConvLayer, count: int, backends: list[
                 roof: roofline.Roofline, peak_gflops: float | None = None) -> list[dict]:
     """Check every (backend, pass) against torch, time the correct ones and the im2col floor's GEMMs
     (all interleaved), make the records."""
-    g = torch.Generator().manual_seed(0)
-    shapes = layer.shapes(s.batch_size)
-    fan_in = (layer.c_in // layer.groups) * layer.kernel[0] * layer.kernel[1]
-    x = s.prepare(torch.randn(shapes["input"], generator=g))
-    w = s.prepare(torch.randn(shapes["weight"], generator=g) / fan_in**0.5)
-    b = s.prepare(torch.randn(layer.c_out, generator=g)) if layer.bias else None
-    dy = s.prepare(torch.randn(shapes["output"], generator=g))
+    x, w, b, dy = (None if t is None else s.prepare(t) for t in layer_inputs(layer, s.batch_size))
 
     fns = {(backend, name): fn for backend in backends
            for name, fn in pass_functions(backend, layer, x, w, b, dy, s.device).items()}

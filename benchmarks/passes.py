@@ -28,6 +28,19 @@ def pick_backends(text: str | None, device: torch.device) -> list[str]:
     return ["torch"] + [n for n in dict.fromkeys(wanted) if n != "torch"]
 
 
+def layer_inputs(layer: ConvLayer, batch: int) -> tuple:
+    """(x, w, b or None, dy) for one layer, float32 on the CPU, the same draw on every run and machine:
+    weights scaled by 1/sqrt(fan-in), so that every output has about unit size."""
+    g = torch.Generator().manual_seed(0)
+    shapes = layer.shapes(batch)
+    fan_in = (layer.c_in // layer.groups) * layer.kernel[0] * layer.kernel[1]
+    x = torch.randn(shapes["input"], generator=g)
+    w = torch.randn(shapes["weight"], generator=g) / fan_in**0.5
+    b = torch.randn(layer.c_out, generator=g) if layer.bias else None
+    dy = torch.randn(shapes["output"], generator=g)
+    return x, w, b, dy
+
+
 def ops_for(backend: str, device: torch.device):
     """The backend's op family (tests replace this to plant a wrong backend); ``cpp[avx512]`` is cpp's."""
     return resolve(cpu_gemm.backend_name(backend), device)
